@@ -1,0 +1,207 @@
+//! The code `#[cached]` writes: the function as the user declared it, calling the cache; the
+//! user's body, untouched, as `{name}_uncached`; the companions; and the static behind them.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Attribute, FnArg, ItemFn, Pat};
+
+use crate::attr::{self, Errors};
+use crate::valid::{self, Mode, Plan};
+
+/// `#[cached(args)] item`, errors included: on error the function is emitted as written, beside
+/// the errors, so one mistake does not bury the file in "cannot find function" noise.
+pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let err = syn::Error::new(
+                Span::call_site(),
+                "#[cached] goes on an `async fn`, free or in an inherent `impl` block",
+            );
+            return with_error(item, err);
+        }
+    };
+    let mut errors = Errors::default();
+    let args = attr::parse(args, &mut errors);
+    let plan = valid::check(&func, &args, &mut errors);
+    match errors.finish() {
+        Ok(()) => expand(&func, &args, &plan),
+        Err(err) => with_error(func.into_token_stream(), err),
+    }
+}
+
+fn with_error(item: TokenStream, err: syn::Error) -> TokenStream {
+    let err = err.into_compile_error();
+    quote!(#item #err)
+}
+
+/// Attributes that must follow every item generated from the function.
+fn is_shared(attr: &Attribute) -> bool {
+    [
+        "cfg", "cfg_attr", "allow", "warn", "deny", "forbid", "expect",
+    ]
+    .iter()
+    .any(|name| attr.path().is_ident(name))
+}
+
+fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
+    let vis = &func.vis;
+    let sig = &func.sig;
+    let ident = &sig.ident;
+    let name = ident.to_string();
+    let value = &plan.value;
+    let shared: Vec<&Attribute> = func.attrs.iter().filter(|a| is_shared(a)).collect();
+    let own_attrs = &func.attrs;
+
+    let uncached = format_ident!("{}_uncached", ident);
+    let invalidate = format_ident!("{}_invalidate", ident);
+    let clear = format_ident!("{}_clear", ident);
+    let stats = format_ident!("{}_stats", ident);
+    let accessor = format_ident!("__cachette_{}", ident);
+
+    // Locals of generated code: mixed-site, so they can never meet the user's names.
+    let cached_fn = quote_spanned!(Span::mixed_site()=> __cachette_fn);
+    let key = quote_spanned!(Span::mixed_site()=> __cachette_key);
+
+    let access = if plan.method {
+        quote!(Self::#accessor())
+    } else {
+        quote!(#accessor())
+    };
+    let names: Vec<_> = plan.params.iter().map(|p| &p.ident).collect();
+    let call_uncached = if plan.method {
+        quote!(Self::#uncached(self, #(#names),*))
+    } else {
+        quote!(#uncached(#(#names),*))
+    };
+    // Each key argument borrowed with its type's span, so a missing `Serialize` points at it.
+    let key_args: Vec<TokenStream> = plan
+        .params
+        .iter()
+        .filter(|p| p.key)
+        .map(|p| {
+            let ident = &p.ident;
+            quote_spanned!(p.ty.span()=> &#ident)
+        })
+        .collect();
+    let key_expr = quote!(#cached_fn.key(&(#(#key_args,)*)));
+    let call = match plan.mode {
+        Mode::Result | Mode::Option => {
+            quote!(#cached_fn.get_or_load(#key, #call_uncached).await)
+        }
+        Mode::Always => quote!(#cached_fn.get_or_load_always(#key, #call_uncached).await),
+    };
+
+    // The declared signature, without `mut` and attributes on parameters (they stay on the body's fn).
+    let mut outer_sig = sig.clone();
+    for input in &mut outer_sig.inputs {
+        if let FnArg::Typed(typed) = input {
+            typed.attrs.clear();
+            if let Pat::Ident(p) = &mut *typed.pat {
+                p.mutability = None;
+            }
+        }
+    }
+    let mut inner_sig = sig.clone();
+    inner_sig.ident = uncached.clone();
+
+    // Companions take the key arguments; they keep the function's lifetimes only.
+    let lifetimes: Vec<_> = sig.generics.lifetimes().collect();
+    let key_params: Vec<TokenStream> = plan
+        .params
+        .iter()
+        .filter(|p| p.key)
+        .map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: #ty)
+        })
+        .collect();
+
+    let owner = if plan.method {
+        quote!(.owned_by(::core::any::type_name::<Self>))
+    } else {
+        quote!()
+    };
+    let name_opt = match &args.name {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let ttl = match args.ttl {
+        Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+        None => quote!(::core::option::Option::None),
+    };
+    let capacity = match args.capacity {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let version = args.version;
+    let body = &func.block;
+
+    let doc_uncached = format!(
+        "Runs [`{name}`](Self::{name}) itself, bypassing its cache: nothing is read or stored."
+    );
+    let doc_uncached = if plan.method {
+        doc_uncached
+    } else {
+        format!("Runs [`{name}`] itself, bypassing its cache: nothing is read or stored.")
+    };
+    let doc_invalidate = format!(
+        "Drops the cached result of `{name}` for these key arguments; a load of it under way will not store its value."
+    );
+    let doc_clear = format!("Drops every cached result of `{name}`.");
+    let doc_stats = format!("The cache counters of `{name}`.");
+
+    quote! {
+        #(#own_attrs)*
+        #outer_sig {
+            let #cached_fn = #access;
+            let #key = #key_expr;
+            #call
+        }
+
+        #[doc = #doc_uncached]
+        #(#shared)*
+        #[allow(dead_code)]
+        #vis #inner_sig #body
+
+        #[doc = #doc_invalidate]
+        #(#shared)*
+        #[allow(dead_code)]
+        #vis async fn #invalidate <#(#lifetimes),*> (#(#key_params),*) {
+            let #cached_fn = #access;
+            let #key = #key_expr;
+            #cached_fn.invalidate(#key).await
+        }
+
+        #[doc = #doc_clear]
+        #(#shared)*
+        #[allow(dead_code)]
+        #vis async fn #clear() {
+            #access.clear().await
+        }
+
+        #[doc = #doc_stats]
+        #(#shared)*
+        #[allow(dead_code)]
+        #vis fn #stats() -> ::cachette::Stats {
+            #access.stats()
+        }
+
+        #[doc(hidden)]
+        #(#shared)*
+        #[allow(dead_code)]
+        fn #accessor() -> &'static ::cachette::__private::CachedFn<#value> {
+            static __CACHETTE_FN: ::cachette::__private::CachedFn<#value> =
+                ::cachette::__private::CachedFn::new(::cachette::__private::Spec {
+                    module: ::core::module_path!(),
+                    function: #name,
+                    name: #name_opt,
+                    version: #version,
+                    ttl: #ttl,
+                    capacity: #capacity,
+                });
+            &__CACHETTE_FN #owner
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The runtime of [cachette](https://docs.rs/cachette): keys, stores, single-flight loads and
+//! statistics. Generated code reaches it through `cachette::__private`; users reach the public
+//! parts through `cachette` itself.
+
+pub mod cached_fn;
+pub mod clock;
+pub mod config;
+pub mod key;
+pub mod outcome;
+pub mod stats;
+pub mod store;
+
+pub use cached_fn::{CachedFn, CallKey, Spec};
+pub use clock::{Clock, ManualClock};
+pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
+pub use key::{digest, KeyError};
+pub use outcome::{Always, Outcome};
+pub use stats::Stats;
+pub use store::MemoryStore;

@@ -1,0 +1,468 @@
+//! The in-process store: a bounded [`DashMap`] of typed values with a TTL per entry.
+//!
+//! # Shape
+//!
+//! Values live in one `DashMap<u128, Entry<V>>`, keyed by the 128-bit digest. A hit takes one
+//! shard read lock, compares the entry's deadline with the clock, bumps a 4-bit use counter and
+//! clones the value: nothing is serialized and nothing is locked store-wide.
+//!
+//! The capacity is split over *segments* (chosen by the key's high bits), each a mutex around a
+//! dense vector of the keys it holds. Only writers (fills, invalidations) take a segment lock,
+//! and always before a map shard lock, never the other way round. When a segment is full, a fill
+//! samples a few of its keys at random and evicts the expired one or the least used (sampled LFU,
+//! with the counters halved every few fills of the segment so old popularity fades, as Redis's
+//! `allkeys-lfu` does). Each fill also looks at the next two keys under a moving hand and drops
+//! them if expired, so expired entries leave without a timer task and without a global lock.
+//!
+//! # Races with invalidation
+//!
+//! Each segment carries a generation, bumped by every removal. A loader reads the generation of
+//! its key's segment *before* it runs the body ([`MemoryStore::generation`]) and hands it to
+//! [`MemoryStore::insert`], which stores nothing if the generation moved meanwhile: a value loaded
+//! before an invalidation never lands after it.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use crate::clock::Clock;
+
+/// How many keys a full segment looks at to choose a victim.
+const SAMPLES: usize = 8;
+/// The use counter saturates here (4 bits, as in TinyLFU): hot keys stop writing it.
+const MAX_FREQ: u8 = 15;
+/// Keys per segment below which more segments bring nothing.
+const MIN_SEGMENT: usize = 256;
+/// Segments at most.
+const MAX_SEGMENTS: usize = 64;
+
+/// A bounded in-memory store of typed values.
+pub struct MemoryStore<V> {
+    map: DashMap<u128, Entry<V>, BuildHasherDefault<DigestHasher>>,
+    segments: Box<[Mutex<Segment>]>,
+    clock: Clock,
+    capacity: usize,
+    evictions: AtomicUsize,
+    expirations: AtomicUsize,
+}
+
+struct Entry<V> {
+    value: V,
+    /// Milliseconds on the store's clock; `u64::MAX` for never.
+    expires_at: u64,
+    freq: AtomicU8,
+    /// Index of this key in its segment's `keys`.
+    slot: AtomicUsize,
+}
+
+struct Segment {
+    keys: Vec<u128>,
+    capacity: usize,
+    generation: u64,
+    rng: u64,
+    hand: usize,
+    fills_since_aging: usize,
+}
+
+/// What [`MemoryStore::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// The value is stored.
+    Stored,
+    /// An invalidation ran since the generation was read: nothing stored.
+    Stale,
+}
+
+impl<V: Clone> MemoryStore<V> {
+    /// A store holding at most `capacity` entries (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self::with_clock(capacity, Clock::system())
+    }
+
+    /// A store reading time from `clock`.
+    pub fn with_clock(capacity: usize, clock: Clock) -> Self {
+        let capacity = capacity.max(1);
+        let count = (capacity / MIN_SEGMENT).clamp(1, MAX_SEGMENTS);
+        let count = if count.is_power_of_two() {
+            count
+        } else {
+            count.next_power_of_two() / 2
+        };
+        let segments = (0..count)
+            .map(|i| {
+                let share = capacity / count + usize::from(i < capacity % count);
+                Mutex::new(Segment {
+                    keys: Vec::new(),
+                    capacity: share,
+                    generation: 0,
+                    rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+                    hand: 0,
+                    fills_since_aging: 0,
+                })
+            })
+            .collect();
+        Self {
+            map: DashMap::with_hasher(BuildHasherDefault::default()),
+            segments,
+            clock,
+            capacity,
+            evictions: AtomicUsize::new(0),
+            expirations: AtomicUsize::new(0),
+        }
+    }
+
+    /// The live value under `key`, cloned.
+    #[inline]
+    pub fn get(&self, key: u128) -> Option<V> {
+        let entry = self.map.get(&key)?;
+        if entry.expires_at != u64::MAX && entry.expires_at <= self.clock.now_ms() {
+            return None;
+        }
+        let freq = entry.freq.load(Ordering::Relaxed);
+        if freq < MAX_FREQ {
+            entry.freq.store(freq + 1, Ordering::Relaxed);
+        }
+        Some(entry.value.clone())
+    }
+
+    /// The generation of `key`'s segment: read it before loading the value to insert.
+    pub fn generation(&self, key: u128) -> u64 {
+        self.segment(key).generation
+    }
+
+    /// Stores `value` under `key` for `ttl` (forever when `None`), unless `key`'s segment was
+    /// invalidated since `generation` was read.
+    pub fn insert(&self, key: u128, value: V, ttl: Option<Duration>, generation: u64) -> Insert {
+        let mut seg = self.segment(key);
+        if seg.generation != generation {
+            return Insert::Stale;
+        }
+        let now = self.clock.now_ms();
+        let expires_at = self.clock.deadline(ttl);
+        if let Some(mut entry) = self.map.get_mut(&key) {
+            entry.value = value;
+            entry.expires_at = expires_at;
+            return Insert::Stored;
+        }
+        self.sweep(&mut seg, now);
+        seg.fills_since_aging += 1;
+        if seg.fills_since_aging >= seg.capacity.max(16) {
+            seg.fills_since_aging = 0;
+            self.age(&seg);
+        }
+        if seg.keys.len() >= seg.capacity {
+            self.evict_one(&mut seg, now);
+        }
+        let slot = seg.keys.len();
+        seg.keys.push(key);
+        self.map.insert(
+            key,
+            Entry {
+                value,
+                expires_at,
+                freq: AtomicU8::new(1),
+                slot: AtomicUsize::new(slot),
+            },
+        );
+        Insert::Stored
+    }
+
+    /// Drops `key`, and makes any load of it already under way store nothing.
+    /// Returns whether a live entry was there.
+    pub fn remove(&self, key: u128) -> bool {
+        let mut seg = self.segment(key);
+        seg.generation = seg.generation.wrapping_add(1);
+        let now = self.clock.now_ms();
+        self.remove_locked(&mut seg, key)
+            .is_some_and(|expires_at| expires_at > now)
+    }
+
+    /// Drops every entry, and makes every load under way store nothing.
+    pub fn clear(&self) {
+        for seg in self.segments.iter() {
+            let mut seg = seg.lock().unwrap_or_else(PoisonError::into_inner);
+            seg.generation = seg.generation.wrapping_add(1);
+            for key in seg.keys.drain(..) {
+                self.map.remove(&key);
+            }
+            seg.hand = 0;
+        }
+    }
+
+    /// Entries held, expired ones not yet reclaimed included.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the store holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The most entries this store holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Live entries dropped to make room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed) as u64
+    }
+
+    /// Expired entries reclaimed so far.
+    pub fn expirations(&self) -> u64 {
+        self.expirations.load(Ordering::Relaxed) as u64
+    }
+
+    fn segment(&self, key: u128) -> MutexGuard<'_, Segment> {
+        // The map's shards use the low bits; segments use the high ones.
+        let index = ((key >> 64) as usize) & (self.segments.len() - 1);
+        // A panic while a segment is held leaves it consistent (no user code runs under it).
+        self.segments[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Removes `key` from the map and from `seg`, returning its deadline if it was there.
+    fn remove_locked(&self, seg: &mut Segment, key: u128) -> Option<u64> {
+        let (_, entry) = self.map.remove(&key)?;
+        let slot = entry.slot.load(Ordering::Relaxed);
+        seg.keys.swap_remove(slot);
+        if let Some(&moved) = seg.keys.get(slot) {
+            if let Some(moved) = self.map.get(&moved) {
+                moved.slot.store(slot, Ordering::Relaxed);
+            }
+        }
+        Some(entry.expires_at)
+    }
+
+    /// Drops expired entries among the next two under the segment's hand.
+    fn sweep(&self, seg: &mut Segment, now: u64) {
+        for _ in 0..2 {
+            if seg.keys.is_empty() {
+                return;
+            }
+            if seg.hand >= seg.keys.len() {
+                seg.hand = 0;
+            }
+            let key = seg.keys[seg.hand];
+            if self.expired(key, now) {
+                self.remove_locked(seg, key);
+                self.expirations.fetch_add(1, Ordering::Relaxed);
+            } else {
+                seg.hand += 1;
+            }
+        }
+    }
+
+    fn expired(&self, key: u128, now: u64) -> bool {
+        self.map.get(&key).is_some_and(|e| e.expires_at <= now)
+    }
+
+    /// Evicts an expired entry or the least used of a random sample.
+    fn evict_one(&self, seg: &mut Segment, now: u64) {
+        let len = seg.keys.len();
+        if len == 0 {
+            return;
+        }
+        let mut victim = None;
+        let mut lowest = u8::MAX;
+        for _ in 0..SAMPLES.min(len) {
+            let pick = (seg.next_random() % len as u64) as usize;
+            let key = seg.keys[pick];
+            let Some(entry) = self.map.get(&key) else {
+                continue;
+            };
+            if entry.expires_at <= now {
+                drop(entry);
+                self.remove_locked(seg, key);
+                self.expirations.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let freq = entry.freq.load(Ordering::Relaxed);
+            if freq < lowest {
+                lowest = freq;
+                victim = Some(key);
+            }
+        }
+        if let Some(key) = victim {
+            self.remove_locked(seg, key);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Halves every use counter of the segment, so past popularity fades.
+    fn age(&self, seg: &Segment) {
+        for key in &seg.keys {
+            if let Some(entry) = self.map.get(key) {
+                let freq = entry.freq.load(Ordering::Relaxed);
+                entry.freq.store(freq / 2, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Segment {
+    /// xorshift64*: cheap, and good enough to pick eviction samples.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// The map's hasher: keys are already uniform 128-bit digests, so their low 64 bits serve.
+#[derive(Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for keys other than u128; fold them in FNV-style.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3);
+        }
+    }
+
+    #[inline]
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+
+    fn key(i: u64) -> u128 {
+        // Spread like real digests do.
+        xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes())
+    }
+
+    #[test]
+    fn stores_and_returns_a_value() {
+        let store = MemoryStore::new(10);
+        assert_eq!(store.get(key(1)), None);
+        let g = store.generation(key(1));
+        assert_eq!(
+            store.insert(key(1), "one".to_string(), None, g),
+            Insert::Stored
+        );
+        assert_eq!(store.get(key(1)).as_deref(), Some("one"));
+        assert_eq!(store.get(key(2)), None);
+    }
+
+    #[test]
+    fn entries_expire_on_the_clock() {
+        let (clock, hand) = Clock::manual();
+        let store = MemoryStore::with_clock(10, clock);
+        let g = store.generation(key(1));
+        store.insert(key(1), 1u32, Some(Duration::from_millis(250)), g);
+        hand.advance(Duration::from_millis(249));
+        assert_eq!(store.get(key(1)), Some(1));
+        hand.advance(Duration::from_millis(1));
+        assert_eq!(store.get(key(1)), None);
+    }
+
+    #[test]
+    fn never_holds_more_than_its_capacity() {
+        for capacity in [1, 3, 100, 1000, 5000] {
+            let store = MemoryStore::new(capacity);
+            for i in 0..(capacity as u64 * 3 + 10) {
+                let g = store.generation(key(i));
+                store.insert(key(i), i, None, g);
+                assert!(store.len() <= capacity, "{} > {capacity}", store.len());
+            }
+            assert!(
+                store.len() >= capacity * 9 / 10,
+                "fills up: {}",
+                store.len()
+            );
+            assert!(store.evictions() > 0);
+        }
+    }
+
+    #[test]
+    fn keeps_hot_entries_when_evicting() {
+        let store = MemoryStore::new(1000);
+        for i in 0..100 {
+            let g = store.generation(key(i));
+            store.insert(key(i), i, None, g);
+        }
+        for cold in 1000..20_000u64 {
+            // The hot hundred are read between fills of cold keys.
+            assert_eq!(store.get(key(cold % 100)), Some(cold % 100));
+            let g = store.generation(key(cold));
+            store.insert(key(cold), cold, None, g);
+        }
+        let kept = (0..100).filter(|&i| store.get(key(i)).is_some()).count();
+        assert!(kept >= 95, "only {kept} of 100 hot keys kept");
+    }
+
+    #[test]
+    fn expired_entries_are_reclaimed_by_later_fills() {
+        let (clock, hand) = Clock::manual();
+        let store = MemoryStore::with_clock(10_000, clock);
+        for i in 0..1000 {
+            let g = store.generation(key(i));
+            store.insert(key(i), i, Some(Duration::from_secs(1)), g);
+        }
+        hand.advance(Duration::from_secs(2));
+        for i in 1000..3000 {
+            let g = store.generation(key(i));
+            store.insert(key(i), i, None, g);
+        }
+        assert_eq!(store.len(), 2000, "the 1000 expired entries are gone");
+        assert_eq!(store.expirations(), 1000);
+        assert_eq!(store.evictions(), 0);
+    }
+
+    #[test]
+    fn a_fill_begun_before_a_removal_is_not_stored() {
+        let store = MemoryStore::new(10);
+        let g = store.generation(key(1));
+        assert!(!store.remove(key(1)));
+        assert_eq!(store.insert(key(1), 7, None, g), Insert::Stale);
+        assert_eq!(store.get(key(1)), None);
+        let g = store.generation(key(1));
+        store.insert(key(1), 8, None, g);
+        let g2 = store.generation(key(2));
+        store.clear();
+        assert_eq!(store.insert(key(2), 9, None, g2), Insert::Stale);
+        assert_eq!(store.get(key(1)), None);
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn remove_keeps_slots_consistent() {
+        let store = MemoryStore::new(64);
+        for i in 0..64 {
+            let g = store.generation(key(i));
+            store.insert(key(i), i, None, g);
+        }
+        for i in (0..64).step_by(2) {
+            assert!(store.remove(key(i)));
+        }
+        for i in 64..96 {
+            let g = store.generation(key(i));
+            store.insert(key(i), i, None, g);
+        }
+        assert_eq!(store.len(), 64);
+        assert_eq!(store.evictions(), 0);
+        for i in (1..64).step_by(2).chain(64..96) {
+            assert_eq!(store.get(key(i)), Some(i));
+        }
+    }
+}
