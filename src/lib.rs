@@ -9,5 +9,5 @@ pub use cache_runtime::{stats, Config, ConfigBuilder, ConfigError, ConfigErrorKi
 /// What generated code needs. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use cache_runtime::{CachedFn, Spec};
+    pub use cache_runtime::{CachedFn, Codec, Format, KeyName, Spec, StoreKind};
 }

@@ -7,7 +7,24 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Meta, Token};
 
 /// The options `#[cached]` accepts, in the order the error for an unknown one lists them.
-const OPTIONS: &str = "`ttl`, `skip`, `name`, `version`, `capacity`, `cache_none`, `store`";
+const OPTIONS: &str =
+    "`ttl`, `skip`, `name`, `version`, `capacity`, `cache_none`, `store`, `format`, `key`";
+
+/// `store = "…"`.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Store {
+    #[default]
+    Memory,
+    Redis,
+}
+
+/// `format = "…"`.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Format {
+    #[default]
+    Json,
+    Bincode,
+}
 
 /// What `#[cached(...)]` said.
 #[derive(Default)]
@@ -19,6 +36,13 @@ pub(crate) struct CachedArgs {
     pub(crate) version: u32,
     pub(crate) capacity: Option<usize>,
     pub(crate) cache_none: bool,
+    pub(crate) store: Store,
+    /// Where `store = "…"` was written, for errors about it.
+    pub(crate) store_span: Option<Span>,
+    pub(crate) format: Format,
+    pub(crate) format_span: Option<Span>,
+    pub(crate) key: Option<LitStr>,
+    pub(crate) capacity_span: Option<Span>,
 }
 
 /// Collects errors so that one compile reports them all (serde_derive's `Ctxt`).
@@ -111,7 +135,10 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
                 if let Some(lit) = value(&meta, errors) {
                     match &lit {
                         Lit::Int(int) => match int.base10_parse::<usize>() {
-                            Ok(n) if n > 0 => out.capacity = Some(n),
+                            Ok(n) if n > 0 => {
+                                out.capacity = Some(n);
+                                out.capacity_span = Some(int.span());
+                            }
                             _ => errors.at(
                                 int.span(),
                                 "`capacity` is the most entries kept, at least 1: `capacity = 10_000`",
@@ -140,18 +167,41 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
             },
             "store" => {
                 if let Some(lit) = value(&meta, errors) {
+                    out.store_span = Some(lit.span());
                     match &lit {
-                        Lit::Str(s) if s.value() == "memory" => {}
-                        Lit::Str(s) if s.value() == "redis" || s.value() == "tiered" => errors.at(
+                        Lit::Str(s) if s.value() == "memory" => out.store = Store::Memory,
+                        Lit::Str(s) if s.value() == "redis" => out.store = Store::Redis,
+                        Lit::Str(s) if s.value() == "tiered" => errors.at(
                             s.span(),
-                            format!(
-                                "`store = \"{}\"` is not available in this version of cachette; use `store = \"memory\"`",
-                                s.value()
-                            ),
+                            "`store = \"tiered\"` is not available in this version of cachette; use `store = \"redis\"` or `store = \"memory\"`",
                         ),
                         other => errors.at(
                             other.span(),
-                            "unknown store; expected `store = \"memory\"`",
+                            "unknown store; expected `store = \"memory\"` (the default), `store = \"redis\"` or `store = \"tiered\"`",
+                        ),
+                    }
+                }
+            }
+            "format" => {
+                if let Some(lit) = value(&meta, errors) {
+                    out.format_span = Some(lit.span());
+                    match &lit {
+                        Lit::Str(s) if s.value() == "json" => out.format = Format::Json,
+                        Lit::Str(s) if s.value() == "bincode" => out.format = Format::Bincode,
+                        other => errors.at(
+                            other.span(),
+                            "unknown format; expected `format = \"json\"` (the default) or `format = \"bincode\"`",
+                        ),
+                    }
+                }
+            }
+            "key" => {
+                if let Some(lit) = value(&meta, errors) {
+                    match lit {
+                        Lit::Str(s) => out.key = Some(s),
+                        other => errors.at(
+                            other.span(),
+                            "`key` is a template string naming parameters: `key = \"user:{id}\"`",
                         ),
                     }
                 }

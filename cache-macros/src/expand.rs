@@ -6,8 +6,8 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, ItemFn, Pat};
 
-use crate::attr::{self, Errors};
-use crate::valid::{self, Mode, Plan};
+use crate::attr::{self, Errors, Format, Store};
+use crate::valid::{self, Mode, Piece, Plan};
 
 /// `#[cached(args)] item`, errors included: on error the function is emitted as written, beside
 /// the errors, so one mistake does not bury the file in "cannot find function" noise.
@@ -85,7 +85,23 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
             quote_spanned!(p.ty.span()=> &#ident)
         })
         .collect();
-    let key_expr = quote!(#cached_fn.key(&(#(#key_args,)*)));
+    let key_expr = match &plan.template {
+        None => quote!(#cached_fn.key(&(#(#key_args,)*))),
+        Some(pieces) => {
+            let steps = pieces.iter().map(|piece| match piece {
+                Piece::Literal(text) => quote!(.lit(#text)),
+                Piece::Param(name) => {
+                    let param = plan.params.iter().find(|p| p.ident == name.as_str());
+                    let ident = param
+                        .map(|p| p.ident.clone())
+                        .unwrap_or_else(|| format_ident!("{}", name));
+                    let span = param.map_or_else(Span::call_site, |p| p.ty.span());
+                    quote_spanned!(span=> .arg(&#ident))
+                }
+            });
+            quote!(#cached_fn.named_key(::cachette::__private::KeyName::new() #(#steps)* .finish()))
+        }
+    };
     let call = match plan.mode {
         Mode::Result | Mode::Option => {
             quote!(#cached_fn.get_or_load(#key, #call_uncached).await)
@@ -136,6 +152,52 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let version = args.version;
+    let store = match args.store {
+        Store::Memory => quote!(::cachette::__private::StoreKind::Memory),
+        Store::Redis => quote!(::cachette::__private::StoreKind::Redis),
+    };
+    let key_template = match &plan.template {
+        None => quote!(::core::option::Option::None),
+        Some(pieces) => {
+            // The literal parts, one more than the parameters: empty where two meet or at the ends.
+            let mut literals = vec![String::new()];
+            for piece in pieces {
+                match piece {
+                    Piece::Literal(text) => {
+                        if let Some(last) = literals.last_mut() {
+                            last.push_str(text);
+                        }
+                    }
+                    Piece::Param(_) => literals.push(String::new()),
+                }
+            }
+            quote!(::core::option::Option::Some(&[#(#literals),*]))
+        }
+    };
+    let spec = quote! {
+        ::cachette::__private::Spec {
+            module: ::core::module_path!(),
+            function: #name,
+            name: #name_opt,
+            version: #version,
+            ttl: #ttl,
+            capacity: #capacity,
+            store: #store,
+            key_template: #key_template,
+        }
+    };
+    let constructor = match args.store {
+        Store::Memory => quote!(::cachette::__private::CachedFn::new(#spec)),
+        Store::Redis => {
+            let format = match args.format {
+                Format::Json => quote!(::cachette::__private::Format::Json),
+                Format::Bincode => quote!(::cachette::__private::Format::Bincode),
+            };
+            let codec =
+                quote_spanned!(value.span()=> ::cachette::__private::Codec::<#value>::new(#format));
+            quote!(::cachette::__private::CachedFn::with_codec(#spec, #codec))
+        }
+    };
     let body = &func.block;
 
     let doc_uncached = format!(
@@ -192,15 +254,7 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         #(#shared)*
         #[allow(dead_code)]
         fn #accessor() -> &'static ::cachette::__private::CachedFn<#value> {
-            static __CACHETTE_FN: ::cachette::__private::CachedFn<#value> =
-                ::cachette::__private::CachedFn::new(::cachette::__private::Spec {
-                    module: ::core::module_path!(),
-                    function: #name,
-                    name: #name_opt,
-                    version: #version,
-                    ttl: #ttl,
-                    capacity: #capacity,
-                });
+            static __CACHETTE_FN: ::cachette::__private::CachedFn<#value> = #constructor;
             &__CACHETTE_FN #owner
         }
     }

@@ -6,7 +6,7 @@ use syn::{
     FnArg, GenericArgument, GenericParam, Ident, ItemFn, Pat, PathArguments, ReturnType, Type,
 };
 
-use crate::attr::{CachedArgs, Errors};
+use crate::attr::{CachedArgs, Errors, Store};
 
 /// One parameter other than `self`.
 pub(crate) struct Param {
@@ -33,6 +33,15 @@ pub(crate) struct Plan {
     pub(crate) params: Vec<Param>,
     pub(crate) mode: Mode,
     pub(crate) value: Type,
+    /// The `key = "…"` template, parsed.
+    pub(crate) template: Option<Vec<Piece>>,
+}
+
+/// A piece of a key template.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
+    Literal(String),
+    Param(String),
 }
 
 pub(crate) fn check(func: &ItemFn, args: &CachedArgs, errors: &mut Errors) -> Plan {
@@ -125,12 +134,180 @@ pub(crate) fn check(func: &ItemFn, args: &CachedArgs, errors: &mut Errors) -> Pl
             "#[cached] cannot store a value of a generic type: the cache of a function holds one concrete type",
         );
     }
+    check_store(args, errors);
+    let template = args
+        .key
+        .as_ref()
+        .and_then(|lit| check_template(lit, &params, errors));
     Plan {
         method,
         params,
         mode,
         value,
+        template,
     }
+}
+
+/// The options that only make sense with some stores.
+fn check_store(args: &CachedArgs, errors: &mut Errors) {
+    match args.store {
+        Store::Memory => {
+            if let Some(span) = args.format_span {
+                errors.at(
+                    span,
+                    "`format` applies to stores that keep bytes: add `store = \"redis\"`, or leave `format` out (the memory store keeps the value itself)",
+                );
+            }
+            if let Some(key) = &args.key {
+                errors.at(
+                    key.span(),
+                    "`key = \"…\"` names a Redis key: add `store = \"redis\"`, or leave `key` out",
+                );
+            }
+        }
+        Store::Redis => {
+            if args.ttl.is_none() {
+                let span = args.store_span.unwrap_or_else(proc_macro2::Span::call_site);
+                errors.at(
+                    span,
+                    "`store = \"redis\"` needs a `ttl`: an entry with no expiry in a shared store never leaves; add one, e.g. `ttl = \"10m\"`",
+                );
+            }
+            if let Some(span) = args.capacity_span {
+                errors.at(
+                    span,
+                    "`capacity` bounds the memory store; Redis evicts by its own `maxmemory` policy: leave `capacity` out",
+                );
+            }
+        }
+    }
+}
+
+/// Splits `key = "…"` into literals and parameters and checks it against the parameters:
+/// every `{name}` is a key parameter, every key parameter appears, and two parameters are
+/// separated by a character escaping never leaves in a value (so no two calls share a key).
+fn check_template(lit: &syn::LitStr, params: &[Param], errors: &mut Errors) -> Option<Vec<Piece>> {
+    let span = lit.span();
+    let text = lit.value();
+    let pieces = match parse_template(&text) {
+        Ok(pieces) => pieces,
+        Err(why) => {
+            errors.at(span, format!("invalid key template: {why}"));
+            return None;
+        }
+    };
+    let mut ok = true;
+    for piece in &pieces {
+        let Piece::Param(name) = piece else { continue };
+        match params.iter().find(|p| p.ident == name.as_str()) {
+            None => {
+                ok = false;
+                let names: Vec<String> = params
+                    .iter()
+                    .filter(|p| p.key)
+                    .map(|p| format!("`{{{}}}`", p.ident))
+                    .collect();
+                errors.at(
+                    span,
+                    format!(
+                        "`{{{name}}}` in the key template is not a parameter of this function; it can name {}",
+                        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    ),
+                );
+            }
+            Some(p) if !p.key => {
+                ok = false;
+                errors.at(
+                    span,
+                    format!("`{{{name}}}` is in `skip(...)`: a skipped parameter cannot be part of the key"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    for param in params.iter().filter(|p| p.key) {
+        if !pieces.contains(&Piece::Param(param.ident.to_string())) {
+            ok = false;
+            errors.at(
+                param.ident.span(),
+                format!(
+                    "`{0}` is missing from `key = {1:?}`: two calls differing only in `{0}` would share an entry; \
+                     add `{{{0}}}` to the template, or leave it out of the key with `skip({0})`",
+                    param.ident, text
+                ),
+            );
+        }
+    }
+    let is_value_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '%');
+    for window in pieces.windows(3) {
+        if let [Piece::Param(a), Piece::Literal(between), Piece::Param(b)] = window {
+            if between.chars().all(is_value_char) {
+                ok = false;
+                errors.at(
+                    span,
+                    format!("put a separator such as `:` between `{{{a}}}` and `{{{b}}}`: values may contain letters, digits, `_`, `.`, `-`, so without one two different calls could build the same key"),
+                );
+            }
+        }
+    }
+    for pair in pieces.windows(2) {
+        if let [Piece::Param(a), Piece::Param(b)] = pair {
+            ok = false;
+            errors.at(
+                span,
+                format!("put a separator such as `:` between `{{{a}}}` and `{{{b}}}`: two adjacent values could be split in more than one way"),
+            );
+        }
+    }
+    ok.then_some(pieces)
+}
+
+/// `"user:{id}:{{tag}}"` into literals and parameters; `{{` and `}}` are literal braces.
+pub(crate) fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                literal.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                literal.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => {
+                            return Err(format!("`{{{name}` is not closed: write `{{{name}}}`"))
+                        }
+                    }
+                }
+                let name = name.trim().to_owned();
+                if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                    return Err(format!("`{{{name}}}` must name a parameter, as in `user:{{id}}` (write `{{{{` for a literal brace)"));
+                }
+                if !literal.is_empty() {
+                    pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+                }
+                pieces.push(Piece::Param(name));
+            }
+            '}' => return Err("a lone `}`: write `}}` for a literal brace".to_owned()),
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    if pieces.is_empty() {
+        return Err("the template is empty; write the key's name, as in `user:{id}`".to_owned());
+    }
+    Ok(pieces)
 }
 
 /// The mode and stored type for a return type: by the last path segment, so `io::Result<T>`
@@ -203,4 +380,28 @@ fn mentions_self(ty: &Type) -> Option<proc_macro2::Span> {
     let mut finder = Finder(None);
     finder.visit_type(ty);
     finder.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_template, Piece};
+
+    #[test]
+    fn templates() {
+        assert_eq!(
+            parse_template("user:{id}:{{tag}}").unwrap(),
+            vec![
+                Piece::Literal("user:".into()),
+                Piece::Param("id".into()),
+                Piece::Literal(":{tag}".into())
+            ]
+        );
+        assert_eq!(
+            parse_template("{a}").unwrap(),
+            vec![Piece::Param("a".into())]
+        );
+        for bad in ["", "user:{", "user:{}", "a}b", "{a b}", "{a-b}"] {
+            assert!(parse_template(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -10,11 +10,13 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::codec::Codec;
 use crate::config::Config;
 use crate::key::{self, KeyError};
 use crate::outcome::{Always, Outcome};
 use crate::stats::{self, Counters, Stats};
 use crate::store::memory::{DigestHasher, MemoryStore};
+use crate::store::redis::{Redis, StoreError};
 
 /// What `#[cached(...)]` said about a function, fixed at compile time.
 #[derive(Clone, Copy, Debug)]
@@ -31,25 +33,77 @@ pub struct Spec {
     pub ttl: Option<Duration>,
     /// `capacity = N`; `None` takes the configured default.
     pub capacity: Option<usize>,
+    /// `store = "…"`.
+    pub store: StoreKind,
+    /// `key = "…"`: the template's literal parts, one more than its parameters.
+    pub key_template: Option<&'static [&'static str]>,
+}
+
+/// Where a function's values live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// This process's memory.
+    Memory,
+    /// Redis, shared by every process.
+    Redis,
+}
+
+/// The key of one call: the digest of its key arguments, or the name a key template gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    digest: u128,
+    name: Option<String>,
+}
+
+impl Key {
+    /// The 128-bit digest that identifies the call in this process.
+    pub fn digest(&self) -> u128 {
+        self.digest
+    }
+
+    /// The name from a `key = "…"` template, without the prefix.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
 }
 
 /// A key computed from a call's arguments, or why it could not be.
-pub type CallKey = Result<u128, KeyError>;
+pub type CallKey = Result<Key, KeyError>;
 
 /// One cached function: its spec, its store, its in-flight loads and its counters.
 ///
 /// Built in a `static` by the macro, so it is `const`-constructed and set up on first use.
 pub struct CachedFn<V> {
     spec: Spec,
+    codec: Option<Codec<V>>,
     owner: OnceLock<&'static str>,
     state: OnceLock<State<V>>,
 }
 
 struct State<V> {
     namespace: String,
-    store: MemoryStore<V>,
+    backend: Backend<V>,
     flights: DashMap<u128, Arc<Flight<V>>, std::hash::BuildHasherDefault<DigestHasher>>,
     counters: Counters,
+}
+
+enum Backend<V> {
+    Memory(MemoryStore<V>),
+    Redis(RedisBackend<V>),
+}
+
+struct RedisBackend<V> {
+    redis: &'static Redis,
+    codec: Codec<V>,
+    ttl: Option<Duration>,
+    /// `{prefix}:{namespace}:v{version}:`, before the digest.
+    digest_prefix: String,
+    /// `{prefix}:`, before a template's name.
+    name_prefix: String,
+    template: Option<&'static [&'static str]>,
+    /// Bumped by invalidations, so a fill that raced one is undone (see [`State::fill`]).
+    generations: Generations,
 }
 
 /// One load in progress: waiters watch it until it is done or has failed.
@@ -69,10 +123,21 @@ impl<V> CachedFn<V>
 where
     V: Clone + Send + Sync + 'static,
 {
-    /// A cached function with nothing set up yet.
+    /// A cached function on the memory store, with nothing set up yet.
     pub const fn new(spec: Spec) -> Self {
         Self {
             spec,
+            codec: None,
+            owner: OnceLock::new(),
+            state: OnceLock::new(),
+        }
+    }
+
+    /// A cached function on a store that keeps bytes, written and read with `codec`.
+    pub const fn with_codec(spec: Spec, codec: Codec<V>) -> Self {
+        Self {
+            spec,
+            codec: Some(codec),
             owner: OnceLock::new(),
             state: OnceLock::new(),
         }
@@ -94,7 +159,15 @@ where
     /// The key of a call, from its key arguments (as a tuple of references).
     #[inline]
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> CallKey {
-        key::digest(args)
+        key::digest(args).map(|digest| Key { digest, name: None })
+    }
+
+    /// The key of a call whose function has a `key = "…"` template, from the rendered name.
+    pub fn named_key(&self, name: Result<String, KeyError>) -> CallKey {
+        name.map(|name| Key {
+            digest: xxhash_rust::xxh3::xxh3_128(name.as_bytes()),
+            name: Some(name),
+        })
     }
 
     /// The cache-aside call for functions returning `Result` or `Option`: a hit returns the
@@ -114,13 +187,17 @@ where
                 return load.await;
             }
         };
-        if let Some(value) = state.store.get(key) {
+        let hit = match &state.backend {
+            Backend::Memory(memory) => memory.get(key.digest),
+            Backend::Redis(redis) => state.redis_get(redis, &key).await,
+        };
+        if let Some(value) = hit {
             Counters::bump(&state.counters.hits);
-            tracing::debug!(namespace = %state.namespace, key = %format_args!("{key:032x}"), "cachette: hit");
+            tracing::debug!(namespace = %state.namespace, key = %format_args!("{:032x}", key.digest), "cachette: hit");
             return O::from_cached(value);
         }
         Counters::bump(&state.counters.misses);
-        tracing::debug!(namespace = %state.namespace, key = %format_args!("{key:032x}"), "cachette: miss");
+        tracing::debug!(namespace = %state.namespace, key = %format_args!("{:032x}", key.digest), "cachette: miss");
         state.load(key, self.spec.ttl, load).await
     }
 
@@ -139,8 +216,19 @@ where
         let state = self.state();
         match key {
             Ok(key) => {
-                state.store.remove(key);
-                state.flights.remove(&key);
+                state.flights.remove(&key.digest);
+                match &state.backend {
+                    Backend::Memory(memory) => {
+                        memory.remove(key.digest);
+                    }
+                    Backend::Redis(redis) => {
+                        redis.generations.bump(key.digest);
+                        let name = redis.redis_key(&key);
+                        if let Err(err) = redis.redis.delete(&name).await {
+                            state.store_error(redis.redis, "DEL", &err);
+                        }
+                    }
+                }
             }
             Err(err) => {
                 Counters::bump(&state.counters.key_errors);
@@ -152,8 +240,21 @@ where
     /// Drops every entry of this function; loads under way will not store their values.
     pub async fn clear(&'static self) {
         let state = self.state();
-        state.store.clear();
         state.flights.clear();
+        match &state.backend {
+            Backend::Memory(memory) => memory.clear(),
+            Backend::Redis(redis) => {
+                redis.generations.bump_all();
+                let pattern = redis.pattern();
+                let deleted = redis
+                    .redis
+                    .delete_matching(&pattern, |key| redis.owns(key))
+                    .await;
+                if let Err(err) = deleted {
+                    state.store_error(redis.redis, "clear", &err);
+                }
+            }
+        }
     }
 
     /// This function's counters.
@@ -179,13 +280,32 @@ where
                 (None, Some(owner)) => format!("{owner}::{}", self.spec.function),
                 (None, None) => format!("{}::{}", self.spec.module, self.spec.function),
             };
-            let capacity = self
-                .spec
-                .capacity
-                .unwrap_or_else(|| Config::global().memory_capacity());
+            let backend = match (self.spec.store, self.codec) {
+                (StoreKind::Redis, Some(codec)) => {
+                    let redis = Redis::global();
+                    Backend::Redis(RedisBackend {
+                        redis,
+                        codec,
+                        ttl: self.spec.ttl,
+                        digest_prefix: format!(
+                            "{}:{namespace}:v{}:",
+                            redis.prefix(),
+                            self.spec.version
+                        ),
+                        name_prefix: format!("{}:", redis.prefix()),
+                        template: self.spec.key_template,
+                        generations: Generations::default(),
+                    })
+                }
+                _ => Backend::Memory(MemoryStore::new(
+                    self.spec
+                        .capacity
+                        .unwrap_or_else(|| Config::global().memory_capacity()),
+                )),
+            };
             State {
                 namespace,
-                store: MemoryStore::new(capacity),
+                backend,
                 flights: DashMap::default(),
                 counters: Counters::default(),
             }
@@ -207,15 +327,22 @@ where
 
     fn stats(&self) -> Stats {
         let c = &self.counters;
+        let (evictions, expirations, entries) = match &self.backend {
+            Backend::Memory(m) => (m.evictions(), m.expirations(), m.len() as u64),
+            Backend::Redis(_) => (0, 0, 0),
+        };
         Stats {
             hits: Counters::read(&c.hits),
             misses: Counters::read(&c.misses),
             loads: Counters::read(&c.loads),
             load_errors: Counters::read(&c.load_errors),
-            evictions: self.store.evictions(),
-            expirations: self.store.expirations(),
+            evictions,
+            expirations,
             key_errors: Counters::read(&c.key_errors),
-            entries: self.store.len() as u64,
+            entries,
+            store_errors: Counters::read(&c.store_errors),
+            decode_errors: Counters::read(&c.decode_errors),
+            oversize: Counters::read(&c.oversize),
         }
     }
 }
@@ -225,12 +352,12 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// The miss path: join the load under way for `key`, or lead one.
-    async fn load<O, F>(&self, key: u128, ttl: Option<Duration>, load: F) -> O
+    async fn load<O, F>(&self, key: Key, ttl: Option<Duration>, load: F) -> O
     where
         O: Outcome<Value = V>,
         F: Future<Output = O>,
     {
-        let flight = match self.flights.entry(key) {
+        let flight = match self.flights.entry(key.digest) {
             MapEntry::Occupied(running) => Err(running.get().tx.subscribe()),
             MapEntry::Vacant(slot) => {
                 let flight = Arc::new(Flight {
@@ -252,15 +379,15 @@ where
                 }
                 // The leader failed: run our own body rather than queue behind another leader,
                 // so no caller waits longer than one failed load plus its own.
-                let generation = self.store.generation(key);
-                self.run(key, ttl, generation, load).await
+                let generation = self.generation(&key);
+                self.run(&key, ttl, generation, load).await
             }
         }
     }
 
     async fn lead<O, F>(
         &self,
-        key: u128,
+        key: Key,
         ttl: Option<Duration>,
         flight: Arc<Flight<V>>,
         load: F,
@@ -271,18 +398,21 @@ where
     {
         let mut guard = FlightGuard {
             flights: &self.flights,
-            key,
+            key: key.digest,
             flight,
             landed: false,
         };
         // Read before the body runs, so an invalidation during the load voids its fill.
-        let generation = self.store.generation(key);
-        // A load that finished between our lookup and our lead has filled the store already.
-        if let Some(value) = self.store.get(key) {
-            guard.land(Landing::Done(value.clone()));
-            return O::from_cached(value);
+        let generation = self.generation(&key);
+        // A load that finished between our lookup and our lead has filled the memory store
+        // already. (Redis is not asked twice: that would double the miss path's round trips.)
+        if let Backend::Memory(memory) = &self.backend {
+            if let Some(value) = memory.get(key.digest) {
+                guard.land(Landing::Done(value.clone()));
+                return O::from_cached(value);
+            }
         }
-        let outcome = self.run(key, ttl, generation, load).await;
+        let outcome = self.run(&key, ttl, generation, load).await;
         if let Some(value) = outcome.cacheable() {
             if guard.flight.tx.receiver_count() > 0 {
                 guard.land(Landing::Done(value.clone()));
@@ -292,7 +422,7 @@ where
     }
 
     /// Runs the body and stores what it returns, if cacheable and still current.
-    async fn run<O, F>(&self, key: u128, ttl: Option<Duration>, generation: u64, load: F) -> O
+    async fn run<O, F>(&self, key: &Key, ttl: Option<Duration>, generation: u64, load: F) -> O
     where
         O: Outcome<Value = V>,
         F: Future<Output = O>,
@@ -302,9 +432,192 @@ where
         let outcome = load.await;
         if let Some(value) = outcome.cacheable() {
             error_guard.0 = None;
-            self.store.insert(key, value.clone(), ttl, generation);
+            self.fill(key, value, ttl, generation).await;
         }
         outcome
+    }
+
+    /// The generation to hand to [`State::fill`], read before the body runs.
+    fn generation(&self, key: &Key) -> u64 {
+        match &self.backend {
+            Backend::Memory(memory) => memory.generation(key.digest),
+            Backend::Redis(redis) => redis.generations.read(key.digest),
+        }
+    }
+
+    /// Stores a loaded value, unless an invalidation of its key ran since `generation` was read.
+    ///
+    /// Redis cannot check the generation and write in one step, so the check is made on both
+    /// sides of the `SET`: an invalidation bumps the generation *before* its `DEL`, so a `SET`
+    /// that lands after that `DEL` sees the bump afterwards and deletes what it wrote.
+    async fn fill(&self, key: &Key, value: &V, ttl: Option<Duration>, generation: u64) {
+        match &self.backend {
+            Backend::Memory(memory) => {
+                memory.insert(key.digest, value.clone(), ttl, generation);
+            }
+            Backend::Redis(redis) => {
+                let Some(ttl) = redis.ttl else { return };
+                if redis.generations.read(key.digest) != generation || !redis.redis.available() {
+                    return;
+                }
+                let mut bytes = Vec::new();
+                if !redis.codec.encode(value, &mut bytes) {
+                    Counters::bump(&self.counters.decode_errors);
+                    tracing::warn!(namespace = %self.namespace, format = redis.codec.format().name(), "cachette: the value cannot be encoded; not stored");
+                    return;
+                }
+                if bytes.len() > redis.redis.max_value_bytes() {
+                    Counters::bump(&self.counters.oversize);
+                    tracing::debug!(namespace = %self.namespace, bytes = bytes.len(), "cachette: value over the size cap; not stored");
+                    return;
+                }
+                let name = redis.redis_key(key);
+                if let Err(err) = redis.redis.set(&name, &bytes, ttl).await {
+                    self.store_error(redis.redis, "SET", &err);
+                    return;
+                }
+                if redis.generations.read(key.digest) != generation {
+                    if let Err(err) = redis.redis.delete(&name).await {
+                        self.store_error(redis.redis, "DEL", &err);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A Redis lookup: a hit decodes; a miss, a store error or undecodable bytes are all misses.
+    async fn redis_get(&self, redis: &RedisBackend<V>, key: &Key) -> Option<V> {
+        let name = redis.redis_key(key);
+        match redis.redis.get(&name).await {
+            Ok(Some(bytes)) => {
+                let value = redis.codec.decode(&bytes);
+                if value.is_none() {
+                    Counters::bump(&self.counters.decode_errors);
+                    tracing::debug!(namespace = %self.namespace, key = %name, "cachette: undecodable value in Redis, treated as a miss");
+                }
+                value
+            }
+            Ok(None) => None,
+            Err(err) => {
+                self.store_error(redis.redis, "GET", &err);
+                None
+            }
+        }
+    }
+
+    fn store_error(&self, redis: &Redis, what: &str, err: &StoreError) {
+        Counters::bump(&self.counters.store_errors);
+        if !matches!(err, StoreError::Unavailable) {
+            redis.warn(&self.namespace, what, err);
+        }
+    }
+}
+
+impl<V> RedisBackend<V> {
+    /// The full Redis key of a call.
+    fn redis_key(&self, key: &Key) -> String {
+        match &key.name {
+            Some(name) => format!("{}{name}", self.name_prefix),
+            None => format!("{}{:032x}", self.digest_prefix, key.digest),
+        }
+    }
+
+    /// A glob matching every key of this function (and maybe others: see [`Self::owns`]).
+    fn pattern(&self) -> String {
+        match self.template {
+            Some(parts) => {
+                let mut pattern = glob_escape(&self.name_prefix);
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        pattern.push('*');
+                    }
+                    pattern.push_str(&glob_escape(part));
+                }
+                pattern
+            }
+            None => format!("{}*", glob_escape(&self.digest_prefix)),
+        }
+    }
+
+    /// Whether `key`, matched by [`Self::pattern`], is one of this function's keys.
+    fn owns(&self, key: &str) -> bool {
+        match self.template {
+            None => key
+                .strip_prefix(self.digest_prefix.as_str())
+                .is_some_and(|digest| {
+                    digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+                }),
+            Some(parts) => key
+                .strip_prefix(self.name_prefix.as_str())
+                .is_some_and(|name| template_matches(parts, name)),
+        }
+    }
+}
+
+/// Whether `name` is what the template of literal `parts` renders for some arguments: the
+/// literals in order, each parameter's escaped value in between (which never holds a character
+/// that escaping rewrites, and the macro requires one such between two parameters).
+fn template_matches(parts: &[&str], name: &str) -> bool {
+    let Some((first, rest)) = parts.split_first() else {
+        return false;
+    };
+    name.strip_prefix(first)
+        .is_some_and(|name| values_then(rest, name))
+}
+
+/// Whether `name` is an escaped value followed by `parts[0]`, then again, to the end.
+fn values_then(parts: &[&str], name: &str) -> bool {
+    let Some((part, rest)) = parts.split_first() else {
+        return name.is_empty();
+    };
+    let value_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '%');
+    let longest = name.find(|c: char| !value_char(c)).unwrap_or(name.len());
+    (0..=longest).any(|len| {
+        name[len..]
+            .strip_prefix(part)
+            .is_some_and(|after| values_then(rest, after))
+    })
+}
+
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Invalidation counters, one per slice of the key space: a loader reads its key's before it
+/// runs, an invalidation bumps it, and a fill whose counter moved is not kept.
+struct Generations([AtomicU64; 64]);
+
+impl Default for Generations {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl Generations {
+    fn slot(&self, digest: u128) -> &AtomicU64 {
+        &self.0[((digest >> 64) as usize) % self.0.len()]
+    }
+
+    fn read(&self, digest: u128) -> u64 {
+        self.slot(digest).load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn bump(&self, digest: u128) {
+        self.slot(digest)
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn bump_all(&self) {
+        for slot in &self.0 {
+            slot.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 

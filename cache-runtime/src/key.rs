@@ -56,7 +56,7 @@ pub struct KeyError {
 }
 
 impl KeyError {
-    const fn new(message: &'static str) -> Self {
+    pub(crate) const fn new(message: &'static str) -> Self {
         Self { message }
     }
 }

@@ -4,16 +4,20 @@
 
 pub mod cached_fn;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod key;
 pub mod outcome;
 pub mod stats;
 pub mod store;
+pub mod template;
 
-pub use cached_fn::{CachedFn, CallKey, Spec};
+pub use cached_fn::{CachedFn, CallKey, Key, Spec, StoreKind};
 pub use clock::{Clock, ManualClock};
+pub use codec::{Codec, Format};
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
 pub use key::{digest, KeyError};
 pub use outcome::{Always, Outcome};
 pub use stats::Stats;
-pub use store::MemoryStore;
+pub use store::{MemoryStore, Redis};
+pub use template::KeyName;

@@ -21,8 +21,15 @@ pub struct Stats {
     pub expirations: u64,
     /// Calls whose arguments could not be hashed (their `Serialize` failed); the body ran uncached.
     pub key_errors: u64,
-    /// Entries held now.
+    /// Entries held now (memory store only).
     pub entries: u64,
+    /// Store commands that failed or timed out, or were skipped while the store was unavailable.
+    pub store_errors: u64,
+    /// Stored bytes that did not decode (another format, an older shape, corruption): misses,
+    /// overwritten by the fresh value. Values that could not be encoded count here too.
+    pub decode_errors: u64,
+    /// Values not stored because they were larger than the size cap.
+    pub oversize: u64,
 }
 
 impl Stats {
@@ -45,6 +52,9 @@ pub(crate) struct Counters {
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
     pub(crate) key_errors: AtomicU64,
+    pub(crate) store_errors: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+    pub(crate) oversize: AtomicU64,
 }
 
 impl Counters {

@@ -1,5 +1,7 @@
 //! Where values live. Each backend is a module here.
 
 pub mod memory;
+pub mod redis;
 
-pub use memory::MemoryStore;
+pub use self::memory::MemoryStore;
+pub use self::redis::Redis;

@@ -1,0 +1,410 @@
+//! The shared store: Redis, standalone or Redis Cluster, reached through one auto-reconnecting
+//! multiplexed connection per process.
+//!
+//! Nothing here can fail a call. Every command is bounded by the configured timeout; a command
+//! that fails for a connection reason (refused, reset, timed out) opens a short *breaker* during
+//! which commands are not even tried, so a Redis that is down or frozen costs at most one
+//! timeout per [`RETRY_AFTER`], not one per call. The connection itself heals on its own
+//! (redis-rs's `ConnectionManager` reconnects; a cluster connection is made again), and the
+//! cache is used again as soon as Redis answers.
+//!
+//! The connection is driven by a runtime of cachette's own, on one background thread
+//! ([`io_runtime`]), so that it outlives whichever runtime first used it (every `#[tokio::test]`
+//! has its own) and never waits behind the application's tasks; callers on any runtime send
+//! commands through it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, RedisError};
+
+use crate::clock::Clock;
+use crate::config::Config;
+
+/// How long Redis is left alone after a connection failure before it is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// The process's connection to Redis, with its settings.
+pub struct Redis {
+    target: Target,
+    conn: RwLock<Option<Conn>>,
+    connecting: AtomicBool,
+    connected: Notify,
+    /// Clock milliseconds before which no command is tried.
+    open_until: AtomicU64,
+    timeout: Duration,
+    prefix: String,
+    max_value_bytes: usize,
+    clock: Clock,
+    last_warning: AtomicU64,
+    suppressed_warnings: AtomicU64,
+}
+
+enum Target {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+    /// The configuration named no usable Redis.
+    Off,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// Why a command did not answer.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The breaker is open or Redis is not configured: the command was not sent.
+    Unavailable,
+    /// No answer within the timeout.
+    Timeout,
+    /// Redis or the connection reported an error.
+    Redis(RedisError),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable => f.write_str("Redis is unavailable"),
+            StoreError::Timeout => f.write_str("Redis did not answer in time"),
+            StoreError::Redis(err) => write!(f, "Redis error: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+static GLOBAL: OnceLock<Redis> = OnceLock::new();
+
+impl Redis {
+    /// The process's Redis, set up from [`Config::global`] on first use. Connecting is lazy:
+    /// this never waits on the network.
+    pub fn global() -> &'static Redis {
+        GLOBAL.get_or_init(|| Redis::new(Config::global()))
+    }
+
+    /// A Redis for `config`; the connection is made on first use.
+    pub fn new(config: &Config) -> Redis {
+        let timeout = config.redis_timeout();
+        let target = match config.redis_urls() {
+            [] => Target::Off,
+            [url] => match redis::Client::open(url.as_str()) {
+                Ok(client) => Target::Single(client),
+                Err(err) => {
+                    tracing::warn!(%err, "cachette: cannot use Redis at {url}; caching without it");
+                    Target::Off
+                }
+            },
+            urls => match ClusterClient::builder(urls.iter().map(String::as_str))
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .retries(1)
+                .build()
+            {
+                Ok(client) => Target::Cluster(client),
+                Err(err) => {
+                    tracing::warn!(%err, "cachette: cannot use Redis Cluster {urls:?}; caching without it");
+                    Target::Off
+                }
+            },
+        };
+        Redis {
+            target,
+            conn: RwLock::new(None),
+            connecting: AtomicBool::new(false),
+            connected: Notify::new(),
+            open_until: AtomicU64::new(0),
+            timeout,
+            prefix: config.prefix().to_owned(),
+            max_value_bytes: config.max_value_bytes(),
+            clock: Clock::system(),
+            last_warning: AtomicU64::new(0),
+            suppressed_warnings: AtomicU64::new(0),
+        }
+    }
+
+    /// The first part of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The largest value stored.
+    pub fn max_value_bytes(&self) -> usize {
+        self.max_value_bytes
+    }
+
+    /// The bytes under `key`, if any.
+    pub async fn get(&'static self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+
+    /// Stores `bytes` under `key` for `ttl`, in one `SET … PX`.
+    pub async fn set(
+        &'static self,
+        key: &str,
+        bytes: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(bytes);
+        if ms % 1000 == 0 {
+            cmd.arg("EX").arg(ms / 1000);
+        } else {
+            cmd.arg("PX").arg(ms);
+        }
+        self.query::<()>(&cmd).await
+    }
+
+    /// Deletes `key`.
+    pub async fn delete(&'static self, key: &str) -> Result<(), StoreError> {
+        self.query::<()>(redis::cmd("DEL").arg(key)).await
+    }
+
+    /// Deletes every key matching the glob `pattern` (and accepted by `keep`), on every master.
+    /// Returns how many were deleted.
+    pub async fn delete_matching(
+        &'static self,
+        pattern: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        let nodes: Vec<Option<String>> = match self.connection().await? {
+            Conn::Single(_) => vec![None],
+            Conn::Cluster(_) => self.masters().await?.into_iter().map(Some).collect(),
+        };
+        let mut deleted = 0;
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000);
+                let (next, keys): (u64, Vec<String>) =
+                    self.query_at(node.as_deref(), &scan).await?;
+                for key in keys.iter().filter(|k| keep(k)) {
+                    self.delete(key).await?;
+                    deleted += 1;
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// `host:port` of every master of the cluster.
+    async fn masters(&'static self) -> Result<Vec<String>, StoreError> {
+        let nodes: String = self
+            .query(&redis::cmd("CLUSTER").arg("NODES").to_owned())
+            .await?;
+        Ok(nodes
+            .lines()
+            .filter(|line| {
+                line.split(' ')
+                    .nth(2)
+                    .is_some_and(|flags| flags.split(',').any(|f| f == "master"))
+                    && !line.contains("fail")
+            })
+            .filter_map(|line| line.split(' ').nth(1))
+            .map(|addr| addr.split(['@', ',']).next().unwrap_or(addr).to_owned())
+            .collect())
+    }
+
+    /// Runs `cmd`, bounded by the timeout; a connection failure opens the breaker.
+    pub async fn query<T: FromRedisValue>(&'static self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.query_at(None, cmd).await
+    }
+
+    async fn query_at<T: FromRedisValue>(
+        &'static self,
+        node: Option<&str>,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        let conn = self.connection().await?;
+        let sent = async {
+            match (conn, node) {
+                (Conn::Single(mut c), _) => cmd.query_async::<T>(&mut c).await,
+                (Conn::Cluster(mut c), None) => cmd.query_async::<T>(&mut c).await,
+                (Conn::Cluster(mut c), Some(addr)) => {
+                    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "6379"));
+                    let routing = redis::cluster_routing::RoutingInfo::SingleNode(
+                        redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+                            host: host.to_owned(),
+                            port: port.parse().unwrap_or(6379),
+                        },
+                    );
+                    let value = c.route_command(cmd.clone(), routing).await?;
+                    redis::from_redis_value(value).map_err(RedisError::from)
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, sent).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                if err.is_io_error()
+                    || err.is_timeout()
+                    || err.is_connection_dropped()
+                    || err.is_connection_refusal()
+                {
+                    self.trip();
+                }
+                Err(StoreError::Redis(err))
+            }
+            Err(_) => {
+                self.trip();
+                Err(StoreError::Timeout)
+            }
+        }
+    }
+
+    /// Whether commands are being sent (the breaker is closed and Redis is configured).
+    pub fn available(&self) -> bool {
+        !matches!(self.target, Target::Off)
+            && self.clock.now_ms() >= self.open_until.load(Ordering::Relaxed)
+    }
+
+    fn trip(&self) {
+        let until = self.clock.now_ms() + RETRY_AFTER.as_millis() as u64;
+        self.open_until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    fn current(&self) -> Option<Conn> {
+        self.conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn connection(&'static self) -> Result<Conn, StoreError> {
+        if !self.available() {
+            return Err(StoreError::Unavailable);
+        }
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let notified = self.connected.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        if !self.connecting.swap(true, Ordering::AcqRel) {
+            io_runtime().spawn(self.connect());
+        }
+        // Wait for the attempt, but never longer than a command may take.
+        let _ = tokio::time::timeout(self.timeout, notified).await;
+        self.current().ok_or(StoreError::Unavailable)
+    }
+
+    /// Makes the connection, on the io runtime so that it is driven there for good.
+    async fn connect(&'static self) {
+        let made = match &self.target {
+            Target::Off => None,
+            Target::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(RETRY_AFTER);
+                match ConnectionManager::new_lazy_with_config(client.clone(), config) {
+                    Ok(mut manager) => {
+                        // Connect now, here, so the connection's task lives on this runtime.
+                        let ping = redis::cmd("PING");
+                        let answered = tokio::time::timeout(
+                            self.timeout * 4,
+                            ping.query_async::<String>(&mut manager),
+                        )
+                        .await;
+                        if !matches!(answered, Ok(Ok(_))) {
+                            self.trip();
+                        }
+                        // Kept either way: the manager reconnects by itself.
+                        Some(Conn::Single(manager))
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "cachette: cannot set up the Redis connection");
+                        self.trip();
+                        None
+                    }
+                }
+            }
+            Target::Cluster(client) => {
+                match tokio::time::timeout(self.timeout * 4, client.get_async_connection()).await {
+                    Ok(Ok(conn)) => Some(Conn::Cluster(conn)),
+                    _ => {
+                        self.trip();
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(conn) = made {
+            *self.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
+        }
+        self.connecting.store(false, Ordering::Release);
+        self.connected.notify_waiters();
+    }
+
+    /// Logs a store error at warn, at most once a second per process, with how many were
+    /// left unlogged since.
+    pub fn warn(&self, namespace: &str, what: &str, err: &StoreError) {
+        let now = self.clock.now_ms();
+        let last = self.last_warning.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= 1000;
+        if due
+            && self
+                .last_warning
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let suppressed = self.suppressed_warnings.swap(0, Ordering::Relaxed);
+            tracing::warn!(%namespace, %err, suppressed, "cachette: Redis {what} failed; the call went on without the cache");
+        } else {
+            self.suppressed_warnings.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The runtime that drives Redis connections: one thread, started on first use, for the life
+/// of the process.
+pub fn io_runtime() -> &'static tokio::runtime::Handle {
+    static IO: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    IO.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("cachette-io".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => {
+                        let _ = tx.send(Some(runtime.handle().clone()));
+                        runtime.block_on(std::future::pending::<()>());
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "cachette: cannot start the Redis io runtime");
+                        let _ = tx.send(None);
+                    }
+                }
+            });
+        match spawned.ok().and_then(|_| rx.recv().ok()).flatten() {
+            Some(handle) => handle,
+            // Without a thread of our own, fall back to the caller's runtime.
+            None => tokio::runtime::Handle::current(),
+        }
+    })
+}
