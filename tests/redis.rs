@@ -1,0 +1,280 @@
+//! `store = "redis"` against a real redis-server that this test binary starts for itself.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cachette::cached;
+use serde::{Deserialize, Serialize};
+use support::RedisServer;
+
+const PREFIX: &str = "it";
+const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// One server for this binary; every test names its own functions, so keys never overlap.
+fn server() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let server = RedisServer::start();
+        cachette::Config::builder()
+            .redis_url(server.url())
+            .prefix(PREFIX)
+            .redis_timeout(Duration::from_millis(500))
+            .max_value_bytes(MAX_VALUE_BYTES)
+            .install()
+            .expect("the first configuration of this process");
+        server
+    })
+}
+
+#[derive(Debug)]
+struct DbError;
+
+static USER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis", key = "user:{id}")]
+async fn user(id: u64) -> Result<String, DbError> {
+    USER_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("user {id}"))
+}
+
+#[tokio::test]
+async fn a_readable_key_holds_plain_json_with_the_ttl_asked() {
+    let server = server();
+    assert_eq!(user(42).await.unwrap(), "user 42");
+    assert_eq!(server.cli(&["GET", "it:user:42"]), "\"user 42\"");
+    let pttl: u64 = server.cli(&["PTTL", "it:user:42"]).parse().unwrap();
+    assert!((59_000..=60_000).contains(&pttl), "PTTL {pttl}");
+
+    assert_eq!(user(42).await.unwrap(), "user 42");
+    assert_eq!(USER_RUNS.load(Ordering::SeqCst), 1, "the second call is a hit");
+    assert_eq!(user_stats().hits, 1);
+
+    user_invalidate(42).await;
+    assert_eq!(server.cli(&["EXISTS", "it:user:42"]), "0");
+    assert_eq!(user(42).await.unwrap(), "user 42");
+    assert_eq!(USER_RUNS.load(Ordering::SeqCst), 2);
+}
+
+static SHORT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "1500ms", store = "redis", name = "short", version = 3)]
+async fn short(id: u64) -> u64 {
+    SHORT_RUNS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+#[tokio::test]
+async fn a_digest_key_is_namespaced_and_keeps_milliseconds() {
+    let server = server();
+    assert_eq!(short(1).await, 1);
+    let keys = server.cli(&["KEYS", "it:short:v3:*"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let digest = keys[0].strip_prefix("it:short:v3:").unwrap();
+    assert_eq!(digest.len(), 32);
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
+    let pttl: u64 = server.cli(&["PTTL", keys[0]]).parse().unwrap();
+    assert!((1_000..=1_500).contains(&pttl), "PTTL {pttl}");
+    assert_eq!(short(1).await, 1);
+    assert_eq!(SHORT_RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Plan {
+    Free,
+    Paid { seats: u32 },
+    Custom(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Account {
+    id: u128,
+    name: String,
+    plan: Plan,
+    parent: Option<Box<Account>>,
+    tags: Vec<String>,
+    limits: BTreeMap<String, i64>,
+    usage: HashMap<u32, f64>,
+}
+
+fn account(id: u64) -> Account {
+    Account {
+        id: u128::MAX - u128::from(id),
+        name: format!("Zoë ✓ {id} \"quoted\"\n"),
+        plan: Plan::Paid { seats: 3 },
+        parent: Some(Box::new(Account {
+            id: 1,
+            name: String::new(),
+            plan: Plan::Custom("ünï".into()),
+            parent: None,
+            tags: vec![],
+            limits: BTreeMap::new(),
+            usage: HashMap::new(),
+        })),
+        tags: vec!["a".into(), "b:c".into()],
+        limits: [("x".to_string(), i64::MIN)].into_iter().collect(),
+        usage: [(7, 0.25)].into_iter().collect(),
+    }
+}
+
+static JSON_RUNS: AtomicUsize = AtomicUsize::new(0);
+static BINCODE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis", key = "account:{id}")]
+async fn account_json(id: u64) -> Option<Account> {
+    JSON_RUNS.fetch_add(1, Ordering::SeqCst);
+    Some(account(id))
+}
+
+/// The same Redis key as `account_json`, in the other format.
+#[cached(ttl = 60, store = "redis", format = "bincode", key = "account:{id}")]
+async fn account_bincode(id: u64) -> Option<Account> {
+    BINCODE_RUNS.fetch_add(1, Ordering::SeqCst);
+    Some(account(id))
+}
+
+#[tokio::test]
+async fn both_codecs_round_trip_and_each_reads_the_others_bytes_as_a_miss() {
+    let server = server();
+    assert_eq!(account_json(1).await, Some(account(1)));
+    assert_eq!(account_json(1).await, Some(account(1)), "decoded from Redis");
+    assert_eq!(JSON_RUNS.load(Ordering::SeqCst), 1);
+    let text = server.cli(&["GET", "it:account:1"]);
+    assert!(text.starts_with('{') && text.contains("\"Paid\""), "{text}");
+
+    // The JSON written above is a miss for bincode, counted, and overwritten.
+    assert_eq!(account_bincode(1).await, Some(account(1)));
+    assert_eq!(BINCODE_RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(account_bincode_stats().decode_errors, 1);
+    assert_eq!(account_bincode(1).await, Some(account(1)), "decoded from Redis");
+    assert_eq!(BINCODE_RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(account_bincode_stats().hits, 1);
+    let header = server.cli(&["GETRANGE", "it:account:1", "0", "0"]);
+    assert!(!header.starts_with('{'), "bincode bytes replaced the JSON: {header:?}");
+
+    // And the bincode bytes are a miss for JSON.
+    assert_eq!(account_json(1).await, Some(account(1)));
+    assert_eq!(JSON_RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(account_json_stats().decode_errors, 1);
+}
+
+static GARBAGE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis", format = "bincode", key = "garbage:{id}")]
+async fn over_garbage(id: u64) -> Vec<u32> {
+    GARBAGE_RUNS.fetch_add(1, Ordering::SeqCst);
+    vec![id as u32; 3]
+}
+
+#[tokio::test]
+async fn garbage_under_a_key_is_a_miss_then_overwritten() {
+    let server = server();
+    server.cli(&["SET", "it:garbage:5", "\u{1}\u{2}not a value"]);
+    assert_eq!(over_garbage(5).await, vec![5, 5, 5]);
+    assert_eq!(over_garbage(5).await, vec![5, 5, 5]);
+    assert_eq!(GARBAGE_RUNS.load(Ordering::SeqCst), 1, "overwritten, then a hit");
+    let stats = over_garbage_stats();
+    assert_eq!((stats.decode_errors, stats.hits), (1, 1));
+}
+
+static BIG_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis", key = "big:{len}")]
+async fn big(len: usize) -> String {
+    BIG_RUNS.fetch_add(1, Ordering::SeqCst);
+    "x".repeat(len)
+}
+
+#[tokio::test]
+async fn a_value_over_the_size_cap_is_returned_whole_but_not_stored() {
+    let server = server();
+    let len = MAX_VALUE_BYTES + 10;
+    assert_eq!(big(len).await.len(), len);
+    assert_eq!(big(len).await.len(), len);
+    assert_eq!(BIG_RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(big_stats().oversize, 2);
+    assert_eq!(server.cli(&["EXISTS", &format!("it:big:{len}")]), "0");
+    assert_eq!(big(10).await.len(), 10);
+    assert_eq!(big(10).await.len(), 10);
+    assert_eq!(BIG_RUNS.load(Ordering::SeqCst), 3, "a small one is stored");
+}
+
+static ITEM_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis", key = "item:{name}:{kind}")]
+async fn item(name: &str, kind: &str) -> String {
+    ITEM_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("{name}|{kind}")
+}
+
+#[tokio::test]
+async fn no_argument_value_can_forge_another_key() {
+    let server = server();
+    let tricky = ["", " ", ":", "a:b", "a%3Ab", "%", "{x}", "\n", "a\r\nb", "ü", "*", "item"];
+    let mut calls = 0;
+    for name in tricky {
+        for kind in ["", ":", "k"] {
+            assert_eq!(item(name, kind).await, format!("{name}|{kind}"));
+            calls += 1;
+        }
+    }
+    assert_eq!(ITEM_RUNS.load(Ordering::SeqCst), calls, "every pair is its own entry");
+    let keys = server.cli(&["KEYS", "it:item:*"]);
+    assert_eq!(keys.lines().count(), calls);
+    for key in keys.lines() {
+        let rest = key.strip_prefix("it:item:").unwrap();
+        assert_eq!(rest.matches(':').count(), 1, "values never bring a `:` of their own: {key}");
+    }
+    // Every entry reads back as its own value.
+    for name in tricky {
+        assert_eq!(item(name, ":").await, format!("{name}|:"));
+    }
+    assert_eq!(ITEM_RUNS.load(Ordering::SeqCst), calls);
+}
+
+static CLEAR_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis")]
+async fn cleared(id: u64) -> u64 {
+    CLEAR_RUNS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+#[tokio::test]
+async fn clear_drops_every_entry_of_the_function_and_nothing_else() {
+    let server = server();
+    server.cli(&["SET", "it:unrelated", "keep me"]);
+    for id in 0..50 {
+        cleared(id).await;
+    }
+    assert_eq!(CLEAR_RUNS.load(Ordering::SeqCst), 50);
+    cleared_clear().await;
+    for id in 0..50 {
+        cleared(id).await;
+    }
+    assert_eq!(CLEAR_RUNS.load(Ordering::SeqCst), 100, "every entry was dropped");
+    assert_eq!(server.cli(&["GET", "it:unrelated"]), "keep me");
+}
+
+static FLIGHT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis")]
+async fn slow_shared(id: u64) -> u64 {
+    FLIGHT_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_run_the_body_once() {
+    server();
+    let calls: Vec<_> = (0..50).map(|_| tokio::spawn(slow_shared(9))).collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 9);
+    }
+    assert_eq!(FLIGHT_RUNS.load(Ordering::SeqCst), 1);
+}
