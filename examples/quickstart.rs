@@ -32,7 +32,11 @@ async fn timed(sku: &str) {
     let result = product(sku).await;
     let took = started.elapsed();
     let after = product_stats();
-    let how = if after.hits > before.hits { "hit " } else { "miss" };
+    let how = if after.hits > before.hits {
+        "hit "
+    } else {
+        "miss"
+    };
     let shown = match result {
         Ok(p) => format!("{} at {} cents", p.sku, p.cents),
         Err(NotFound) => "not found".to_owned(),
@@ -56,9 +60,15 @@ async fn main() {
     let started = Instant::now();
     let calls: Vec<_> = (0..10).map(|_| tokio::spawn(product("cocoa"))).collect();
     for call in calls {
-        call.await.expect("the call does not panic").expect("cocoa exists");
+        call.await
+            .expect("the call does not panic")
+            .expect("cocoa exists");
     }
-    println!("10 calls in {:.2?}, loads so far: {}", started.elapsed(), product_stats().loads);
+    println!(
+        "10 calls in {:.2?}, loads so far: {}",
+        started.elapsed(),
+        product_stats().loads
+    );
 
     println!("-- product_invalidate(\"tea\") drops that entry: the next call loads again");
     product_invalidate("tea").await;
@@ -69,7 +79,10 @@ async fn main() {
     let started = Instant::now();
     let fresh = product_uncached("tea").await;
     let cents = fresh.map(|p| p.cents).unwrap_or_default();
-    println!("product_uncached(\"tea\") in {:.2?}: {cents} cents", started.elapsed());
+    println!(
+        "product_uncached(\"tea\") in {:.2?}: {cents} cents",
+        started.elapsed()
+    );
 
     let stats = product_stats();
     println!(

@@ -103,7 +103,7 @@ struct RedisBackend<V> {
     name_prefix: String,
     template: Option<&'static [&'static str]>,
     /// Bumped by invalidations, so a fill that raced one is undone (see [`State::fill`]).
-    generations: Generations,
+    generations: Box<Generations>,
 }
 
 /// One load in progress: waiters watch it until it is done or has failed.
@@ -294,7 +294,7 @@ where
                         ),
                         name_prefix: format!("{}:", redis.prefix()),
                         template: self.spec.key_template,
-                        generations: Generations::default(),
+                        generations: Box::default(),
                     })
                 }
                 _ => Backend::Memory(MemoryStore::new(

@@ -48,7 +48,7 @@ pub struct Redis {
 
 enum Target {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
     /// The configuration named no usable Redis.
     Off,
 }
@@ -109,7 +109,7 @@ impl Redis {
                 .retries(1)
                 .build()
             {
-                Ok(client) => Target::Cluster(client),
+                Ok(client) => Target::Cluster(Box::new(client)),
                 Err(err) => {
                     tracing::warn!(%err, "cachette: cannot use Redis Cluster {urls:?}; caching without it");
                     Target::Off

@@ -1,0 +1,71 @@
+//! `store = "redis"` on a three-master Redis Cluster that this binary starts for itself.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cachette::cached;
+use support::RedisCluster;
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis", format = "bincode")]
+async fn square(n: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    n * n
+}
+
+#[cached(ttl = 60, store = "redis", key = "cube:{n}")]
+async fn cube(n: u64) -> u64 {
+    n * n * n
+}
+
+#[tokio::test]
+async fn keys_spread_over_all_masters_and_read_back() {
+    let cluster = RedisCluster::start();
+    cachette::Config::builder()
+        .redis_url(cluster.urls().join(","))
+        .install()
+        .unwrap();
+
+    for n in 0..300 {
+        assert_eq!(square(n).await, n * n);
+    }
+    assert_eq!(RUNS.load(Ordering::SeqCst), 300);
+    for n in 0..300 {
+        assert_eq!(square(n).await, n * n);
+    }
+    assert_eq!(
+        RUNS.load(Ordering::SeqCst),
+        300,
+        "every second call is a hit"
+    );
+    assert_eq!(square_stats().hits, 300);
+    assert_eq!(square_stats().store_errors, 0);
+
+    let per_node = cluster.keys_per_node();
+    assert_eq!(per_node.iter().sum::<usize>(), 300);
+    assert!(
+        per_node.iter().all(|&n| n > 0),
+        "keys on every master: {per_node:?}"
+    );
+
+    square_invalidate(7).await;
+    assert_eq!(square(7).await, 49);
+    assert_eq!(RUNS.load(Ordering::SeqCst), 301);
+
+    // Clearing scans every master.
+    square_clear().await;
+    assert_eq!(cluster.keys_per_node().iter().sum::<usize>(), 0);
+
+    for n in 0..30 {
+        assert_eq!(cube(n).await, n * n * n);
+    }
+    assert_eq!(cube_stats().store_errors, 0);
+    let node = &cluster.nodes()[0];
+    let reply = node.cli(&["-c", "GET", "cachette:cube:3"]);
+    assert_eq!(
+        reply, "27",
+        "readable key, plain JSON, on whichever master owns it"
+    );
+}

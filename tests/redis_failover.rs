@@ -1,0 +1,111 @@
+//! Fail-open: Redis absent at start, killed mid-run, restarted, frozen. Every call still
+//! returns the body's result, within the timeout plus the body's time, and the cache is used
+//! again once Redis answers. Its own binary: it owns its server and the process's configuration.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cachette::cached;
+use support::RedisServer;
+
+const TIMEOUT: Duration = Duration::from_millis(100);
+const BODY: Duration = Duration::from_millis(10);
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis", key = "failover:{id}")]
+async fn lookup(id: u64) -> Result<u64, String> {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(BODY).await;
+    Ok(id * 2)
+}
+
+/// Calls `lookup(id)` and checks the result; returns whether the body ran.
+async fn call(id: u64) -> bool {
+    let before = RUNS.load(Ordering::SeqCst);
+    assert_eq!(lookup(id).await, Ok(id * 2), "the call never fails");
+    RUNS.load(Ordering::SeqCst) > before
+}
+
+/// Waits (polling, up to 15 s) until a key is cached again: a call followed by a hit.
+async fn until_cached(id: u64) -> Duration {
+    let started = Instant::now();
+    loop {
+        call(id).await;
+        if !call(id).await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the cache was not used again within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_survive_redis_going_away_and_the_cache_comes_back() {
+    let mut server = RedisServer::start();
+    cachette::Config::builder()
+        .redis_url(server.url())
+        .redis_timeout(TIMEOUT)
+        .install()
+        .unwrap();
+
+    // Absent at start.
+    server.kill();
+    for id in 0..5 {
+        let started = Instant::now();
+        assert!(call(id).await, "nothing to hit: the body runs");
+        assert!(
+            started.elapsed() < TIMEOUT * 5 + BODY,
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(lookup_stats().store_errors > 0, "the failures are counted");
+
+    // Comes up: used without a restart of this process.
+    server.restart();
+    let took = until_cached(100).await;
+    println!("cache used again {took:?} after Redis came up");
+    assert!(!call(100).await, "a hit");
+
+    // Killed mid-run: calls go on, uncached.
+    server.kill();
+    let errors_before = lookup_stats().store_errors;
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert!(call(100).await, "no cache: the body runs every time");
+        assert!(
+            started.elapsed() < TIMEOUT * 5 + BODY,
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(lookup_stats().store_errors > errors_before);
+
+    // Back again.
+    server.restart();
+    until_cached(200).await;
+
+    // Frozen: the connection stays open but nothing answers. Each call is bounded by the
+    // timeout plus the body (with slack for a loaded machine), never by Redis.
+    server.freeze();
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let started = Instant::now();
+        call(300 + i).await;
+        slowest = slowest.max(started.elapsed());
+    }
+    server.thaw();
+    println!("slowest call while Redis was frozen: {slowest:?}");
+    assert!(
+        slowest < TIMEOUT + BODY + Duration::from_millis(400),
+        "{slowest:?}"
+    );
+
+    until_cached(400).await;
+}
