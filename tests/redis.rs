@@ -50,7 +50,11 @@ async fn a_readable_key_holds_plain_json_with_the_ttl_asked() {
     assert!((59_000..=60_000).contains(&pttl), "PTTL {pttl}");
 
     assert_eq!(user(42).await.unwrap(), "user 42");
-    assert_eq!(USER_RUNS.load(Ordering::SeqCst), 1, "the second call is a hit");
+    assert_eq!(
+        USER_RUNS.load(Ordering::SeqCst),
+        1,
+        "the second call is a hit"
+    );
     assert_eq!(user_stats().hits, 1);
 
     user_invalidate(42).await;
@@ -141,7 +145,11 @@ async fn account_bincode(id: u64) -> Option<Account> {
 async fn both_codecs_round_trip_and_each_reads_the_others_bytes_as_a_miss() {
     let server = server();
     assert_eq!(account_json(1).await, Some(account(1)));
-    assert_eq!(account_json(1).await, Some(account(1)), "decoded from Redis");
+    assert_eq!(
+        account_json(1).await,
+        Some(account(1)),
+        "decoded from Redis"
+    );
     assert_eq!(JSON_RUNS.load(Ordering::SeqCst), 1);
     let text = server.cli(&["GET", "it:account:1"]);
     assert!(text.starts_with('{') && text.contains("\"Paid\""), "{text}");
@@ -150,11 +158,18 @@ async fn both_codecs_round_trip_and_each_reads_the_others_bytes_as_a_miss() {
     assert_eq!(account_bincode(1).await, Some(account(1)));
     assert_eq!(BINCODE_RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(account_bincode_stats().decode_errors, 1);
-    assert_eq!(account_bincode(1).await, Some(account(1)), "decoded from Redis");
+    assert_eq!(
+        account_bincode(1).await,
+        Some(account(1)),
+        "decoded from Redis"
+    );
     assert_eq!(BINCODE_RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(account_bincode_stats().hits, 1);
     let header = server.cli(&["GETRANGE", "it:account:1", "0", "0"]);
-    assert!(!header.starts_with('{'), "bincode bytes replaced the JSON: {header:?}");
+    assert!(
+        !header.starts_with('{'),
+        "bincode bytes replaced the JSON: {header:?}"
+    );
 
     // And the bincode bytes are a miss for JSON.
     assert_eq!(account_json(1).await, Some(account(1)));
@@ -176,7 +191,11 @@ async fn garbage_under_a_key_is_a_miss_then_overwritten() {
     server.cli(&["SET", "it:garbage:5", "\u{1}\u{2}not a value"]);
     assert_eq!(over_garbage(5).await, vec![5, 5, 5]);
     assert_eq!(over_garbage(5).await, vec![5, 5, 5]);
-    assert_eq!(GARBAGE_RUNS.load(Ordering::SeqCst), 1, "overwritten, then a hit");
+    assert_eq!(
+        GARBAGE_RUNS.load(Ordering::SeqCst),
+        1,
+        "overwritten, then a hit"
+    );
     let stats = over_garbage_stats();
     assert_eq!((stats.decode_errors, stats.hits), (1, 1));
 }
@@ -214,7 +233,9 @@ async fn item(name: &str, kind: &str) -> String {
 #[tokio::test]
 async fn no_argument_value_can_forge_another_key() {
     let server = server();
-    let tricky = ["", " ", ":", "a:b", "a%3Ab", "%", "{x}", "\n", "a\r\nb", "ü", "*", "item"];
+    let tricky = [
+        "", " ", ":", "a:b", "a%3Ab", "%", "{x}", "\n", "a\r\nb", "ü", "*", "item",
+    ];
     let mut calls = 0;
     for name in tricky {
         for kind in ["", ":", "k"] {
@@ -222,12 +243,20 @@ async fn no_argument_value_can_forge_another_key() {
             calls += 1;
         }
     }
-    assert_eq!(ITEM_RUNS.load(Ordering::SeqCst), calls, "every pair is its own entry");
+    assert_eq!(
+        ITEM_RUNS.load(Ordering::SeqCst),
+        calls,
+        "every pair is its own entry"
+    );
     let keys = server.cli(&["KEYS", "it:item:*"]);
     assert_eq!(keys.lines().count(), calls);
     for key in keys.lines() {
         let rest = key.strip_prefix("it:item:").unwrap();
-        assert_eq!(rest.matches(':').count(), 1, "values never bring a `:` of their own: {key}");
+        assert_eq!(
+            rest.matches(':').count(),
+            1,
+            "values never bring a `:` of their own: {key}"
+        );
     }
     // Every entry reads back as its own value.
     for name in tricky {
@@ -256,7 +285,11 @@ async fn clear_drops_every_entry_of_the_function_and_nothing_else() {
     for id in 0..50 {
         cleared(id).await;
     }
-    assert_eq!(CLEAR_RUNS.load(Ordering::SeqCst), 100, "every entry was dropped");
+    assert_eq!(
+        CLEAR_RUNS.load(Ordering::SeqCst),
+        100,
+        "every entry was dropped"
+    );
     assert_eq!(server.cli(&["GET", "it:unrelated"]), "keep me");
 }
 
