@@ -58,7 +58,8 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     let invalidate = format_ident!("{}_invalidate", ident);
     let clear = format_ident!("{}_clear", ident);
     let stats = format_ident!("{}_stats", ident);
-    let accessor = format_ident!("__cachette_{}", ident);
+    let accessor = accessor_ident(ident);
+    let key_fn = key_fn_ident(ident);
 
     // Locals of generated code: mixed-site, so they can never meet the user's names.
     let cached_fn = quote_spanned!(Span::mixed_site()=> __cachette_fn);
@@ -133,6 +134,27 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
             quote!(#ident: #ty)
         })
         .collect();
+
+    // The key companion of `#[invalidates]` and `#[cache_put]`: every parameter, `self` and
+    // skipped ones included, each by reference, so that rustc checks a write path's
+    // `get_user(db, id)` against this signature without moving anything.
+    let receiver = sig.inputs.iter().find_map(|input| match input {
+        FnArg::Receiver(r) => {
+            let ty = &r.ty;
+            Some(quote!(__cachette_self: &#ty,))
+        }
+        FnArg::Typed(_) => None,
+    });
+    let all_params: Vec<TokenStream> = plan
+        .params
+        .iter()
+        .map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: &#ty)
+        })
+        .collect();
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
 
     let owner = if plan.method {
         quote!(.owned_by(::core::any::type_name::<Self>))
@@ -216,7 +238,7 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
 
     quote! {
         #(#own_attrs)*
-        #outer_sig {
+        #vis #outer_sig {
             let #cached_fn = #access;
             let #key = #key_expr;
             #call
@@ -252,10 +274,29 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
 
         #[doc(hidden)]
         #(#shared)*
+        #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
+        #vis fn #key_fn #generics (#receiver #(#all_params),*) -> ::cachette::__private::Target<#value> #where_clause {
+            let #cached_fn = #access;
+            let #key = #key_expr;
+            ::cachette::__private::Target::new(#cached_fn, #key)
+        }
+
+        #[doc(hidden)]
+        #(#shared)*
         #[allow(dead_code)]
-        fn #accessor() -> &'static ::cachette::__private::CachedFn<#value> {
+        #vis fn #accessor() -> &'static ::cachette::__private::CachedFn<#value> {
             static __CACHETTE_FN: ::cachette::__private::CachedFn<#value> = #constructor;
             &__CACHETTE_FN #owner
         }
     }
+}
+
+/// The hidden accessor of a cached function's static: `__cachette_{name}`.
+pub(crate) fn accessor_ident(name: &syn::Ident) -> syn::Ident {
+    format_ident!("__cachette_{}", name, span = name.span())
+}
+
+/// The hidden key companion that `#[invalidates]` and `#[cache_put]` call: `__cachette_key_{name}`.
+pub(crate) fn key_fn_ident(name: &syn::Ident) -> syn::Ident {
+    format_ident!("__cachette_key_{}", name, span = name.span())
 }

@@ -213,26 +213,57 @@ where
 
     /// Drops the entry under `key`; a load of it already under way will not store its value.
     pub async fn invalidate(&'static self, key: CallKey) {
+        self.invalidate_ref(&key).await;
+    }
+
+    async fn invalidate_ref(&'static self, key: &CallKey) {
         let state = self.state();
-        match key {
-            Ok(key) => {
-                state.flights.remove(&key.digest);
-                match &state.backend {
-                    Backend::Memory(memory) => {
-                        memory.remove(key.digest);
-                    }
-                    Backend::Redis(redis) => {
-                        redis.generations.bump(key.digest);
-                        let name = redis.redis_key(&key);
-                        if let Err(err) = redis.redis.delete(&name).await {
-                            state.store_error(redis.redis, "DEL", &err);
-                        }
-                    }
-                }
-            }
+        let key = match key {
+            Ok(key) => key,
             Err(err) => {
                 Counters::bump(&state.counters.key_errors);
                 tracing::warn!(namespace = %state.namespace, %err, "cachette: arguments cannot be hashed, nothing to invalidate");
+                return;
+            }
+        };
+        state.flights.remove(&key.digest);
+        match &state.backend {
+            Backend::Memory(memory) => {
+                memory.remove(key.digest);
+            }
+            Backend::Redis(redis) => {
+                redis.generations.bump(key.digest);
+                let name = redis.redis_key(key);
+                if let Err(err) = redis.redis.delete(&name).await {
+                    state.store_error(redis.redis, "DEL", &err);
+                }
+            }
+        }
+    }
+
+    /// Stores `value` as the entry under `key` (write-through), replacing what was there; a
+    /// load of it already under way will not store its own value over it.
+    pub async fn put(&'static self, key: &CallKey, value: &V) {
+        let state = self.state();
+        let key = match key {
+            Ok(key) => key,
+            Err(err) => {
+                Counters::bump(&state.counters.key_errors);
+                tracing::warn!(namespace = %state.namespace, %err, "cachette: arguments cannot be hashed, nothing stored");
+                return;
+            }
+        };
+        state.flights.remove(&key.digest);
+        match &state.backend {
+            Backend::Memory(memory) => {
+                memory.remove(key.digest);
+                let generation = memory.generation(key.digest);
+                memory.insert(key.digest, value.clone(), self.spec.ttl, generation);
+            }
+            Backend::Redis(redis) => {
+                redis.generations.bump(key.digest);
+                let generation = redis.generations.read(key.digest);
+                state.fill(key, value, self.spec.ttl, generation).await;
             }
         }
     }
@@ -314,6 +345,33 @@ where
             stats::register(state);
         }
         state
+    }
+}
+
+/// One entry of a cached function, named by a write path: what `#[invalidates]` drops and
+/// `#[cache_put]` replaces. Its key is computed when it is made, before the write path's body runs.
+pub struct Target<V: 'static> {
+    cached: &'static CachedFn<V>,
+    key: CallKey,
+}
+
+impl<V> Target<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// The entry under `key` of `cached`.
+    pub fn new(cached: &'static CachedFn<V>, key: CallKey) -> Self {
+        Self { cached, key }
+    }
+
+    /// Drops the entry everywhere it is kept. Store failures are counted and logged, never returned.
+    pub async fn invalidate(&self) {
+        self.cached.invalidate_ref(&self.key).await;
+    }
+
+    /// Stores `value` as the entry. Store failures are counted and logged, never returned.
+    pub async fn put(&self, value: &V) {
+        self.cached.put(&self.key, value).await;
     }
 }
 

@@ -12,7 +12,7 @@ pub mod stats;
 pub mod store;
 pub mod template;
 
-pub use cached_fn::{CachedFn, CallKey, Key, Spec, StoreKind};
+pub use cached_fn::{CachedFn, CallKey, Key, Spec, StoreKind, Target};
 pub use clock::{Clock, ManualClock};
 pub use codec::{Codec, Format};
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
