@@ -8,7 +8,7 @@ use syn::{Expr, ExprLit, Ident, Lit, LitStr, Meta, Token};
 
 /// The options `#[cached]` accepts, in the order the error for an unknown one lists them.
 const OPTIONS: &str =
-    "`ttl`, `skip`, `name`, `version`, `capacity`, `cache_none`, `store`, `format`, `key`";
+    "`ttl`, `skip`, `name`, `version`, `capacity`, `cache_none`, `store`, `format`, `key`, `l1_ttl`";
 
 /// `store = "…"`.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -16,6 +16,7 @@ pub(crate) enum Store {
     #[default]
     Memory,
     Redis,
+    Tiered,
 }
 
 /// `format = "…"`.
@@ -43,6 +44,8 @@ pub(crate) struct CachedArgs {
     pub(crate) format_span: Option<Span>,
     pub(crate) key: Option<LitStr>,
     pub(crate) capacity_span: Option<Span>,
+    /// Milliseconds, and where it was written.
+    pub(crate) l1_ttl: Option<(u64, Span)>,
 }
 
 /// Collects errors so that one compile reports them all (serde_derive's `Ctxt`).
@@ -95,6 +98,10 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
         seen.push(option.clone());
         match option.as_str() {
             "ttl" => out.ttl = value(&meta, errors).and_then(|lit| ttl(&lit, errors)),
+            "l1_ttl" => {
+                out.l1_ttl = value(&meta, errors)
+                    .and_then(|lit| ttl(&lit, errors).map(|ms| (ms, lit.span())));
+            }
             "skip" => match &meta {
                 Meta::List(list) => {
                     match list.parse_args_with(Punctuated::<Ident, Token![,]>::parse_terminated) {
@@ -171,10 +178,7 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
                     match &lit {
                         Lit::Str(s) if s.value() == "memory" => out.store = Store::Memory,
                         Lit::Str(s) if s.value() == "redis" => out.store = Store::Redis,
-                        Lit::Str(s) if s.value() == "tiered" => errors.at(
-                            s.span(),
-                            "`store = \"tiered\"` is not available in this version of cachette; use `store = \"redis\"` or `store = \"memory\"`",
-                        ),
+                        Lit::Str(s) if s.value() == "tiered" => out.store = Store::Tiered,
                         other => errors.at(
                             other.span(),
                             "unknown store; expected `store = \"memory\"` (the default), `store = \"redis\"` or `store = \"tiered\"`",

@@ -177,6 +177,13 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     let store = match args.store {
         Store::Memory => quote!(::cachette::__private::StoreKind::Memory),
         Store::Redis => quote!(::cachette::__private::StoreKind::Redis),
+        Store::Tiered => quote!(::cachette::__private::StoreKind::Tiered),
+    };
+    let l1_ttl = match args.l1_ttl {
+        Some((ms, _)) => {
+            quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+        }
+        None => quote!(::core::option::Option::None),
     };
     let key_template = match &plan.template {
         None => quote!(::core::option::Option::None),
@@ -206,11 +213,12 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
             capacity: #capacity,
             store: #store,
             key_template: #key_template,
+            l1_ttl: #l1_ttl,
         }
     };
     let constructor = match args.store {
         Store::Memory => quote!(::cachette::__private::CachedFn::new(#spec)),
-        Store::Redis => {
+        Store::Redis | Store::Tiered => {
             let format = match args.format {
                 Format::Json => quote!(::cachette::__private::Format::Json),
                 Format::Bincode => quote!(::cachette::__private::Format::Bincode),

@@ -165,21 +165,39 @@ fn check_store(args: &CachedArgs, errors: &mut Errors) {
                 );
             }
         }
-        Store::Redis => {
+        Store::Redis | Store::Tiered => {
+            let store = if args.store == Store::Redis {
+                "redis"
+            } else {
+                "tiered"
+            };
             if args.ttl.is_none() {
                 let span = args.store_span.unwrap_or_else(proc_macro2::Span::call_site);
                 errors.at(
                     span,
-                    "`store = \"redis\"` needs a `ttl`: an entry with no expiry in a shared store never leaves; add one, e.g. `ttl = \"10m\"`",
+                    format!("`store = \"{store}\"` needs a `ttl`: an entry with no expiry in a shared store never leaves; add one, e.g. `ttl = \"10m\"`"),
                 );
             }
-            if let Some(span) = args.capacity_span {
-                errors.at(
-                    span,
-                    "`capacity` bounds the memory store; Redis evicts by its own `maxmemory` policy: leave `capacity` out",
-                );
+            if args.store == Store::Redis {
+                if let Some(span) = args.capacity_span {
+                    errors.at(
+                        span,
+                        "`capacity` bounds a memory store; Redis evicts by its own `maxmemory` policy: leave `capacity` out, or use `store = \"tiered\"`",
+                    );
+                }
             }
         }
+    }
+    match (args.store, args.l1_ttl, args.ttl) {
+        (Store::Tiered, Some((l1, span)), Some(ttl)) if l1 > ttl => errors.at(
+            span,
+            "`l1_ttl` is how long the memory tier keeps an entry, within its `ttl`: make it no longer than `ttl`",
+        ),
+        (Store::Memory | Store::Redis, Some((_, span)), _) => errors.at(
+            span,
+            "`l1_ttl` is the memory tier's ttl of `store = \"tiered\"`: add that store, or leave `l1_ttl` out",
+        ),
+        _ => {}
     }
 }
 

@@ -10,6 +10,7 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::bus::{self, Bus};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::key::{self, KeyError};
@@ -37,6 +38,8 @@ pub struct Spec {
     pub store: StoreKind,
     /// `key = "…"`: the template's literal parts, one more than its parameters.
     pub key_template: Option<&'static [&'static str]>,
+    /// `l1_ttl = …` of a tiered store; `None` takes the smaller of `ttl` and a minute.
+    pub l1_ttl: Option<Duration>,
 }
 
 /// Where a function's values live.
@@ -47,7 +50,17 @@ pub enum StoreKind {
     Memory,
     /// Redis, shared by every process.
     Redis,
+    /// This process's memory in front of Redis, kept in step by Redis pub/sub.
+    Tiered,
 }
+
+/// How long a tiered store keeps entries in memory unless `l1_ttl` says otherwise (or `ttl` is
+/// shorter).
+pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
+
+/// How recent a local Redis write must be for a remote invalidation of its key to delete it
+/// again (see [`State::drop_keys`]).
+const RECENT_SET: Duration = Duration::from_secs(1);
 
 /// The key of one call: the digest of its key arguments, or the name a key template gave it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +104,16 @@ struct State<V> {
 enum Backend<V> {
     Memory(MemoryStore<V>),
     Redis(RedisBackend<V>),
+    Tiered(Box<Tiered<V>>),
+}
+
+struct Tiered<V> {
+    l1: MemoryStore<V>,
+    l1_ttl: Duration,
+    shared: RedisBackend<V>,
+    /// Keys this process wrote to Redis lately: the clock's milliseconds and the Redis key.
+    recent_sets: DashMap<u128, (u64, String), std::hash::BuildHasherDefault<DigestHasher>>,
+    clock: crate::clock::Clock,
 }
 
 struct RedisBackend<V> {
@@ -190,6 +213,7 @@ where
         let hit = match &state.backend {
             Backend::Memory(memory) => memory.get(key.digest),
             Backend::Redis(redis) => state.redis_get(redis, &key).await,
+            Backend::Tiered(tiered) => state.tiered_get(tiered, &key).await,
         };
         if let Some(value) = hit {
             Counters::bump(&state.counters.hits);
@@ -238,6 +262,14 @@ where
                     state.store_error(redis.redis, "DEL", &err);
                 }
             }
+            Backend::Tiered(tiered) => {
+                tiered.l1.remove(key.digest);
+                let name = tiered.shared.redis_key(key);
+                if let Err(err) = tiered.shared.redis.delete(&name).await {
+                    state.store_error(tiered.shared.redis, "DEL", &err);
+                }
+                state.publish(&tiered.shared, &[key.digest], false).await;
+            }
         }
     }
 
@@ -265,6 +297,13 @@ where
                 let generation = redis.generations.read(key.digest);
                 state.fill(key, value, self.spec.ttl, generation).await;
             }
+            Backend::Tiered(tiered) => {
+                tiered.l1.remove(key.digest);
+                let generation = tiered.l1.generation(key.digest);
+                state.fill(key, value, self.spec.ttl, generation).await;
+                // Other processes drop their copy and read the new value from Redis.
+                state.publish(&tiered.shared, &[key.digest], false).await;
+            }
         }
     }
 
@@ -284,6 +323,18 @@ where
                 if let Err(err) = deleted {
                     state.store_error(redis.redis, "clear", &err);
                 }
+            }
+            Backend::Tiered(tiered) => {
+                tiered.l1.clear();
+                let shared = &tiered.shared;
+                let deleted = shared
+                    .redis
+                    .delete_matching(&shared.pattern(), |key| shared.owns(key))
+                    .await;
+                if let Err(err) = deleted {
+                    state.store_error(shared.redis, "clear", &err);
+                }
+                state.publish(shared, &[], true).await;
             }
         }
     }
@@ -311,28 +362,39 @@ where
                 (None, Some(owner)) => format!("{owner}::{}", self.spec.function),
                 (None, None) => format!("{}::{}", self.spec.module, self.spec.function),
             };
-            let backend = match (self.spec.store, self.codec) {
-                (StoreKind::Redis, Some(codec)) => {
-                    let redis = Redis::global();
-                    Backend::Redis(RedisBackend {
-                        redis,
-                        codec,
-                        ttl: self.spec.ttl,
-                        digest_prefix: format!(
-                            "{}:{namespace}:v{}:",
-                            redis.prefix(),
-                            self.spec.version
-                        ),
-                        name_prefix: format!("{}:", redis.prefix()),
-                        template: self.spec.key_template,
-                        generations: Box::default(),
-                    })
+            let capacity = self
+                .spec
+                .capacity
+                .unwrap_or_else(|| Config::global().memory_capacity());
+            let shared = |codec| {
+                let redis = Redis::global();
+                RedisBackend {
+                    redis,
+                    codec,
+                    ttl: self.spec.ttl,
+                    digest_prefix: format!(
+                        "{}:{namespace}:v{}:",
+                        redis.prefix(),
+                        self.spec.version
+                    ),
+                    name_prefix: format!("{}:", redis.prefix()),
+                    template: self.spec.key_template,
+                    generations: Box::default(),
                 }
-                _ => Backend::Memory(MemoryStore::new(
-                    self.spec
-                        .capacity
-                        .unwrap_or_else(|| Config::global().memory_capacity()),
-                )),
+            };
+            let backend = match (self.spec.store, self.codec) {
+                (StoreKind::Redis, Some(codec)) => Backend::Redis(shared(codec)),
+                (StoreKind::Tiered, Some(codec)) => {
+                    let ttl = self.spec.ttl.unwrap_or(DEFAULT_L1_TTL);
+                    Backend::Tiered(Box::new(Tiered {
+                        l1: MemoryStore::new(capacity),
+                        l1_ttl: self.spec.l1_ttl.unwrap_or(DEFAULT_L1_TTL).min(ttl),
+                        shared: shared(codec),
+                        recent_sets: DashMap::default(),
+                        clock: crate::clock::Clock::system(),
+                    }))
+                }
+                _ => Backend::Memory(MemoryStore::new(capacity)),
             };
             State {
                 namespace,
@@ -343,6 +405,9 @@ where
         });
         if fresh {
             stats::register(state);
+            if let Backend::Tiered(_) = state.backend {
+                Bus::global().join(&state.namespace, state);
+            }
         }
         state
     }
@@ -387,6 +452,7 @@ where
         let c = &self.counters;
         let (evictions, expirations, entries) = match &self.backend {
             Backend::Memory(m) => (m.evictions(), m.expirations(), m.len() as u64),
+            Backend::Tiered(t) => (t.l1.evictions(), t.l1.expirations(), t.l1.len() as u64),
             Backend::Redis(_) => (0, 0, 0),
         };
         Stats {
@@ -401,6 +467,8 @@ where
             store_errors: Counters::read(&c.store_errors),
             decode_errors: Counters::read(&c.decode_errors),
             oversize: Counters::read(&c.oversize),
+            l1_hits: Counters::read(&c.l1_hits),
+            remote_invalidations: Counters::read(&c.remote_invalidations),
         }
     }
 }
@@ -500,6 +568,7 @@ where
         match &self.backend {
             Backend::Memory(memory) => memory.generation(key.digest),
             Backend::Redis(redis) => redis.generations.read(key.digest),
+            Backend::Tiered(tiered) => tiered.l1.generation(key.digest),
         }
     }
 
@@ -514,32 +583,93 @@ where
                 memory.insert(key.digest, value.clone(), ttl, generation);
             }
             Backend::Redis(redis) => {
-                let Some(ttl) = redis.ttl else { return };
-                if redis.generations.read(key.digest) != generation || !redis.redis.available() {
-                    return;
-                }
-                let mut bytes = Vec::new();
-                if !redis.codec.encode(value, &mut bytes) {
-                    Counters::bump(&self.counters.decode_errors);
-                    tracing::warn!(namespace = %self.namespace, format = redis.codec.format().name(), "cachette: the value cannot be encoded; not stored");
-                    return;
-                }
-                if bytes.len() > redis.redis.max_value_bytes() {
-                    Counters::bump(&self.counters.oversize);
-                    tracing::debug!(namespace = %self.namespace, bytes = bytes.len(), "cachette: value over the size cap; not stored");
-                    return;
-                }
-                let name = redis.redis_key(key);
-                if let Err(err) = redis.redis.set(&name, &bytes, ttl).await {
-                    self.store_error(redis.redis, "SET", &err);
-                    return;
-                }
-                if redis.generations.read(key.digest) != generation {
-                    if let Err(err) = redis.redis.delete(&name).await {
-                        self.store_error(redis.redis, "DEL", &err);
-                    }
+                let current = || redis.generations.read(key.digest) == generation;
+                self.redis_fill(redis, key, value, current).await;
+            }
+            Backend::Tiered(tiered) => {
+                let current = || tiered.l1.generation(key.digest) == generation;
+                // Remembered before the write is sent: a remote invalidation handled from
+                // now on deletes the key again if this write may have outlived it.
+                tiered.remember_set(key);
+                self.redis_fill(&tiered.shared, key, value, current).await;
+                if Bus::global().live() {
+                    tiered
+                        .l1
+                        .insert(key.digest, value.clone(), Some(tiered.l1_ttl), generation);
                 }
             }
+        }
+    }
+
+    /// Writes a value to Redis unless `current()` says an invalidation ran since the load
+    /// began; checks again after the write and deletes it if one ran meanwhile. Returns
+    /// whether the value was written (and kept).
+    async fn redis_fill(
+        &self,
+        redis: &RedisBackend<V>,
+        key: &Key,
+        value: &V,
+        current: impl Fn() -> bool,
+    ) -> bool {
+        let Some(ttl) = redis.ttl else { return false };
+        if !current() || !redis.redis.available() {
+            return false;
+        }
+        let mut bytes = Vec::new();
+        if !redis.codec.encode(value, &mut bytes) {
+            Counters::bump(&self.counters.decode_errors);
+            tracing::warn!(namespace = %self.namespace, format = redis.codec.format().name(), "cachette: the value cannot be encoded; not stored");
+            return false;
+        }
+        if bytes.len() > redis.redis.max_value_bytes() {
+            Counters::bump(&self.counters.oversize);
+            tracing::debug!(namespace = %self.namespace, bytes = bytes.len(), "cachette: value over the size cap; not stored");
+            return false;
+        }
+        let name = redis.redis_key(key);
+        if let Err(err) = redis.redis.set(&name, &bytes, ttl).await {
+            self.store_error(redis.redis, "SET", &err);
+            return false;
+        }
+        if !current() {
+            if let Err(err) = redis.redis.delete(&name).await {
+                self.store_error(redis.redis, "DEL", &err);
+            }
+            return false;
+        }
+        true
+    }
+
+    /// A tiered lookup: L1 while the bus is live, then Redis, filling L1 unless an
+    /// invalidation of the key arrived meanwhile.
+    async fn tiered_get(&self, tiered: &Tiered<V>, key: &Key) -> Option<V> {
+        let bus = Bus::global();
+        let live = bus.live();
+        if live {
+            if let Some(value) = tiered.l1.get(key.digest) {
+                Counters::bump(&self.counters.l1_hits);
+                return Some(value);
+            }
+        }
+        let generation = tiered.l1.generation(key.digest);
+        let value = self.redis_get(&tiered.shared, key).await?;
+        if live && bus.live() {
+            tiered
+                .l1
+                .insert(key.digest, value.clone(), Some(tiered.l1_ttl), generation);
+        }
+        Some(value)
+    }
+
+    /// Tells the other processes to drop these keys (or every key) from their L1.
+    async fn publish(&self, shared: &RedisBackend<V>, digests: &[u128], all: bool) {
+        let message = bus::Message {
+            ns: self.namespace.clone(),
+            keys: digests.iter().map(|d| format!("{d:032x}")).collect(),
+            all,
+        };
+        if let Err(err) = Bus::global().publish(shared.redis, &message).await {
+            self.store_error(shared.redis, "PUBLISH", &err);
         }
     }
 
@@ -713,6 +843,69 @@ impl<V> Drop for FlightGuard<'_, V> {
             .remove_if(&self.key, |_, f| Arc::ptr_eq(f, &self.flight));
         if !self.landed {
             self.flight.tx.send_replace(Landing::Failed);
+        }
+    }
+}
+
+impl<V> Tiered<V> {
+    fn remember_set(&self, key: &Key) {
+        let now = self.clock.now_ms();
+        if self.recent_sets.len() > 4096 {
+            let horizon = now.saturating_sub(RECENT_SET.as_millis() as u64);
+            self.recent_sets.retain(|_, (at, _)| *at >= horizon);
+        }
+        self.recent_sets
+            .insert(key.digest, (now, self.shared.redis_key(key)));
+    }
+
+    /// The Redis key of `digest` if this process wrote it within [`RECENT_SET`]; forgets it.
+    fn wrote_lately(&self, digest: u128) -> Option<String> {
+        let horizon = self
+            .clock
+            .now_ms()
+            .saturating_sub(RECENT_SET.as_millis() as u64);
+        self.recent_sets
+            .remove(&digest)
+            .and_then(|(_, (at, name))| (at >= horizon).then_some(name))
+    }
+}
+
+impl<V> bus::Subscriber for State<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// Another process invalidated these keys: drop them from L1.
+    ///
+    /// If this process wrote one of them to Redis lately, that write may have landed after the
+    /// other process's delete (it may hold a value loaded before the change), so it is deleted
+    /// again, between two drops from L1: a fill that began before the first drop is voided by
+    /// it, and one that read Redis before the second delete is voided by the second drop. A
+    /// miss costs less than a stale value that stays until its ttl.
+    fn drop_keys<'a>(&'a self, digests: &'a [u128]) -> bus::BoxFuture<'a> {
+        Box::pin(async move {
+            let Backend::Tiered(tiered) = &self.backend else {
+                return;
+            };
+            for &digest in digests {
+                // Calls from now on start a load of their own rather than join one that may
+                // have read the old value.
+                self.flights.remove(&digest);
+                tiered.l1.remove(digest);
+                if let Some(name) = tiered.wrote_lately(digest) {
+                    let _ = tiered.shared.redis.delete(&name).await;
+                    tiered.l1.remove(digest);
+                }
+                Counters::bump(&self.counters.remote_invalidations);
+            }
+        })
+    }
+
+    fn drop_all(&self) {
+        if let Backend::Tiered(tiered) = &self.backend {
+            Counters::bump(&self.counters.remote_invalidations);
+            self.flights.clear();
+            tiered.l1.clear();
+            tiered.recent_sets.clear();
         }
     }
 }

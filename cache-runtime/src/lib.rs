@@ -2,6 +2,7 @@
 //! statistics. Generated code reaches it through `cachette::__private`; users reach the public
 //! parts through `cachette` itself.
 
+mod bus;
 pub mod cached_fn;
 pub mod clock;
 pub mod codec;

@@ -30,6 +30,10 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Values not stored because they were larger than the size cap.
     pub oversize: u64,
+    /// Hits served by the memory tier of a tiered store (counted in `hits` too).
+    pub l1_hits: u64,
+    /// Keys dropped from the memory tier because another process invalidated them.
+    pub remote_invalidations: u64,
 }
 
 impl Stats {
@@ -55,6 +59,8 @@ pub(crate) struct Counters {
     pub(crate) store_errors: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
     pub(crate) oversize: AtomicU64,
+    pub(crate) l1_hits: AtomicU64,
+    pub(crate) remote_invalidations: AtomicU64,
 }
 
 impl Counters {
@@ -96,4 +102,10 @@ pub fn all() -> Vec<(String, Stats)> {
         .collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all
+}
+
+/// How many times this process has subscribed to the tiered store's invalidation channel:
+/// 0 before any tiered function was used, then one more after each lost connection.
+pub fn bus_subscriptions() -> u64 {
+    crate::bus::Bus::global().subscriptions()
 }
