@@ -20,6 +20,14 @@ async fn cube(n: u64) -> u64 {
     n * n * n
 }
 
+static TIERED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "tiered")]
+async fn tiered_double(n: u64) -> u64 {
+    TIERED_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * 2
+}
+
 #[tokio::test]
 async fn keys_spread_over_all_masters_and_read_back() {
     let cluster = RedisCluster::start();
