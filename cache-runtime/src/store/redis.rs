@@ -180,6 +180,7 @@ impl Redis {
             Conn::Single(_) => vec![None],
             Conn::Cluster(_) => self.masters().await?.into_iter().map(Some).collect(),
         };
+        let cluster = matches!(self.target, Target::Cluster(_));
         let mut deleted = 0;
         for node in nodes {
             let mut cursor: u64 = 0;
@@ -192,9 +193,19 @@ impl Redis {
                     .arg(1000);
                 let (next, keys): (u64, Vec<String>) =
                     self.query_at(node.as_deref(), &scan).await?;
-                for key in keys.iter().filter(|k| keep(k)) {
-                    self.delete(key).await?;
-                    deleted += 1;
+                let keys: Vec<String> = keys.into_iter().filter(|k| keep(k)).collect();
+                if !keys.is_empty() {
+                    if cluster {
+                        // Keys of one page sit in many slots: one DEL each, all in flight at
+                        // once on the multiplexed connection.
+                        let deletes = keys.iter().map(|key| self.delete(key));
+                        for result in futures_util::future::join_all(deletes).await {
+                            result?;
+                        }
+                    } else {
+                        self.query::<()>(redis::cmd("UNLINK").arg(&keys)).await?;
+                    }
+                    deleted += keys.len();
                 }
                 cursor = next;
                 if cursor == 0 {
