@@ -230,5 +230,8 @@ pub use cache_runtime::{stats, Config, ConfigBuilder, ConfigError, ConfigErrorKi
 /// What generated code needs. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use cache_runtime::{CachedFn, Codec, Format, KeyName, Spec, StoreKind, Target};
+    pub use cache_runtime::{
+        assert_value, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Spec, StoreKind,
+        Target,
+    };
 }

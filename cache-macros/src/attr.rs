@@ -104,7 +104,14 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
             }
             "skip" => match &meta {
                 Meta::List(list) => {
-                    match list.parse_args_with(Punctuated::<Ident, Token![,]>::parse_terminated) {
+                    // `parse_any`: `skip(self)` is accepted, as in tracing.
+                    let names = |input: syn::parse::ParseStream<'_>| {
+                        Punctuated::<Ident, Token![,]>::parse_terminated_with(
+                            input,
+                            syn::ext::IdentExt::parse_any,
+                        )
+                    };
+                    match list.parse_args_with(names) {
                         Ok(names) => out.skip.extend(names),
                         Err(err) => errors.push(err),
                     }

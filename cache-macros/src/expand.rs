@@ -76,18 +76,28 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     } else {
         quote!(#uncached(#(#names),*))
     };
-    // Each key argument borrowed with its type's span, so a missing `Serialize` points at it.
-    let key_args: Vec<TokenStream> = plan
+    // The one place a key is computed: `__cachette_keyof_{name}(&key args…)`. Each argument
+    // goes in with its type's span, so a missing `Serialize` is reported at that parameter.
+    let keyof = format_ident!("__cachette_keyof_{}", ident);
+    let keyof_call = if plan.method {
+        quote!(Self::#keyof)
+    } else {
+        quote!(#keyof)
+    };
+    let key_idents: Vec<&syn::Ident> = plan
         .params
         .iter()
         .filter(|p| p.key)
-        .map(|p| {
-            let ident = &p.ident;
-            quote_spanned!(p.ty.span()=> &#ident)
-        })
+        .map(|p| &p.ident)
         .collect();
     let key_expr = match &plan.template {
-        None => quote!(#cached_fn.key(&(#(#key_args,)*))),
+        None => {
+            let steps = plan.params.iter().filter(|p| p.key).map(|p| {
+                let ident = &p.ident;
+                quote_spanned!(p.ty.span()=> .arg(#ident))
+            });
+            quote!(#access.digest_key(::cachette::__private::KeyBuilder::new() #(#steps)* .finish()))
+        }
         Some(pieces) => {
             let steps = pieces.iter().map(|piece| match piece {
                 Piece::Literal(text) => quote!(.lit(#text)),
@@ -97,12 +107,13 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
                         .map(|p| p.ident.clone())
                         .unwrap_or_else(|| format_ident!("{}", name));
                     let span = param.map_or_else(Span::call_site, |p| p.ty.span());
-                    quote_spanned!(span=> .arg(&#ident))
+                    quote_spanned!(span=> .arg(#ident))
                 }
             });
-            quote!(#cached_fn.named_key(::cachette::__private::KeyName::new() #(#steps)* .finish()))
+            quote!(#access.named_key(::cachette::__private::KeyName::new() #(#steps)* .finish()))
         }
     };
+    let key_of_values = quote!(#keyof_call(#(&#key_idents),*));
     let call = match plan.mode {
         Mode::Result | Mode::Option => {
             quote!(#cached_fn.get_or_load(#key, #call_uncached).await)
@@ -134,6 +145,15 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
             quote!(#ident: #ty)
         })
         .collect();
+    let key_ref_params: Vec<TokenStream> = plan
+        .params
+        .iter()
+        .filter(|p| p.key)
+        .map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: &#ty)
+        })
+        .collect();
 
     // The key companion of `#[invalidates]` and `#[cache_put]`: every parameter, `self` and
     // skipped ones included, each by reference, so that rustc checks a write path's
@@ -141,7 +161,8 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     let receiver = sig.inputs.iter().find_map(|input| match input {
         FnArg::Receiver(r) => {
             let ty = &r.ty;
-            Some(quote!(__cachette_self: &#ty,))
+            let this = quote_spanned!(Span::mixed_site()=> __cachette_self);
+            Some(quote!(#this: &#ty,))
         }
         FnArg::Typed(_) => None,
     });
@@ -238,6 +259,7 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     } else {
         format!("Runs [`{name}`] itself, bypassing its cache: nothing is read or stored.")
     };
+    let assert_value = quote_spanned!(value.span()=> const _: () = ::cachette::__private::assert_value::<#value>(););
     let doc_invalidate = format!(
         "Drops the cached result of `{name}` for these key arguments; a load of it under way will not store its value."
     );
@@ -248,7 +270,7 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         #(#own_attrs)*
         #vis #outer_sig {
             let #cached_fn = #access;
-            let #key = #key_expr;
+            let #key = #key_of_values;
             #call
         }
 
@@ -261,9 +283,7 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         #(#shared)*
         #[allow(dead_code)]
         #vis async fn #invalidate <#(#lifetimes),*> (#(#key_params),*) {
-            let #cached_fn = #access;
-            let #key = #key_expr;
-            #cached_fn.invalidate(#key).await
+            #access.invalidate(#key_of_values).await
         }
 
         #[doc = #doc_clear]
@@ -284,15 +304,21 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         #(#shared)*
         #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
         #vis fn #key_fn #generics (#receiver #(#all_params),*) -> ::cachette::__private::Target<#value> #where_clause {
-            let #cached_fn = #access;
-            let #key = #key_expr;
-            ::cachette::__private::Target::new(#cached_fn, #key)
+            ::cachette::__private::Target::new(#access, #keyof_call(#(#key_idents),*))
+        }
+
+        #[doc(hidden)]
+        #(#shared)*
+        #[allow(dead_code)]
+        #vis fn #keyof <#(#lifetimes),*> (#(#key_ref_params),*) -> ::cachette::__private::CallKey {
+            #key_expr
         }
 
         #[doc(hidden)]
         #(#shared)*
         #[allow(dead_code)]
         #vis fn #accessor() -> &'static ::cachette::__private::CachedFn<#value> {
+            #assert_value
             static __CACHETTE_FN: ::cachette::__private::CachedFn<#value> = #constructor;
             &__CACHETTE_FN #owner
         }

@@ -123,7 +123,12 @@ pub(crate) fn check(func: &ItemFn, args: &CachedArgs, errors: &mut Errors) -> Pl
         ReturnType::Default => (Mode::Always, syn::parse_quote!(())),
         ReturnType::Type(_, ty) => classify(ty, args.cache_none),
     };
-    if let Some(span) = mentions_self(&value) {
+    if let Some(span) = borrows(&value) {
+        errors.at(
+            span,
+            "#[cached] keeps values after the call returns, so the cached value cannot borrow: return an owned type (`String` for `&str`, `Vec<T>` for `&[T]`, `Arc<T>` to share)",
+        );
+    } else if let Some(span) = mentions_self(&value) {
         errors.at(
             span,
             "#[cached] keeps values in a static, where `Self` cannot be named: write the type's own name",
@@ -377,12 +382,55 @@ fn mentions_generic(ty: &Type, generics: &[Ident]) -> Option<proc_macro2::Span> 
             }
         }
     }
+    impl<'ast> Finder<'_> {
+        fn check_expr_path(&mut self, path: &'ast syn::ExprPath) {
+            if self.found.is_none() {
+                if let Some(ident) = path.path.get_ident() {
+                    if self.generics.contains(ident) {
+                        self.found = Some(ident.span());
+                    }
+                }
+            }
+        }
+    }
     let mut finder = Finder {
         generics,
         found: None,
     };
     finder.visit_type(ty);
+    if finder.found.is_none() {
+        // Const generics hide in array lengths: `[u32; N]`.
+        struct Lengths<'a, 'b>(&'a mut Finder<'b>);
+        impl<'ast> Visit<'ast> for Lengths<'_, '_> {
+            fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
+                self.0.check_expr_path(path);
+            }
+        }
+        Lengths(&mut finder).visit_type(ty);
+    }
     finder.found
+}
+
+/// Where `ty` borrows (a reference or a lifetime other than `'static`), if anywhere.
+fn borrows(ty: &Type) -> Option<proc_macro2::Span> {
+    struct Finder(Option<proc_macro2::Span>);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            let is_static = r.lifetime.as_ref().is_some_and(|l| l.ident == "static");
+            if self.0.is_none() && !is_static {
+                self.0 = Some(r.and_token.span);
+            }
+            syn::visit::visit_type_reference(self, r);
+        }
+        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+            if self.0.is_none() && l.ident != "static" {
+                self.0 = Some(l.span());
+            }
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(ty);
+    finder.0
 }
 
 /// Where `ty` names `Self`, if anywhere.

@@ -182,7 +182,13 @@ where
     /// The key of a call, from its key arguments (as a tuple of references).
     #[inline]
     pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> CallKey {
-        key::digest(args).map(|digest| Key { digest, name: None })
+        self.digest_key(key::digest(args))
+    }
+
+    /// The key of a call, from the digest of its key arguments ([`crate::KeyBuilder`]).
+    #[inline]
+    pub fn digest_key(&self, digest: Result<u128, KeyError>) -> CallKey {
+        digest.map(|digest| Key { digest, name: None })
     }
 
     /// The key of a call whose function has a `key = "…"` template, from the rendered name.
@@ -412,6 +418,10 @@ where
         state
     }
 }
+
+/// Compiles only for a type a cache can hold: generated code calls it, spanned at the return
+/// type, so that a value that is not `Clone + Send + Sync + 'static` is reported there.
+pub const fn assert_value<V: Clone + Send + Sync + 'static>() {}
 
 /// One entry of a cached function, named by a write path: what `#[invalidates]` drops and
 /// `#[cache_put]` replaces. Its key is computed when it is made, before the write path's body runs.

@@ -45,6 +45,60 @@ pub fn digest<T: Serialize + ?Sized>(value: &T) -> Result<u128, KeyError> {
     Ok(digest.finish())
 }
 
+/// A key built one argument at a time: the same digest as [`digest`] of the tuple of those
+/// arguments. Generated code calls [`KeyBuilder::arg`] once per key argument, so a missing
+/// `Serialize` is reported at that argument.
+pub struct KeyBuilder {
+    digest: Digest,
+    count: u64,
+    error: Option<KeyError>,
+}
+
+impl Default for KeyBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeyBuilder {
+    /// An empty key.
+    pub fn new() -> Self {
+        let mut digest = Digest::new();
+        digest.tag(tag::TUPLE);
+        Self {
+            digest,
+            count: 0,
+            error: None,
+        }
+    }
+
+    /// Adds one argument; the first error is kept.
+    #[inline]
+    #[must_use]
+    pub fn arg<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
+        if self.error.is_none() {
+            if let Err(err) = value.serialize(&mut self.digest) {
+                self.error = Some(err);
+            }
+            self.count += 1;
+        }
+        self
+    }
+
+    /// The key.
+    ///
+    /// # Errors
+    /// The first argument whose `Serialize` failed.
+    pub fn finish(mut self) -> Result<u128, KeyError> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        self.digest.tag(tag::END);
+        self.digest.u64(self.count);
+        Ok(self.digest.finish())
+    }
+}
+
 /// Why an argument could not be turned into a key (its Serialize impl failed).
 ///
 /// It carries a fixed message only, so that building a key never allocates;
@@ -701,6 +755,25 @@ impl SerializeMap for MapDigest<'_> {
         }
         self.parent.unordered(tag::MAP, self.entries);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod builder_tests {
+    use super::{digest, KeyBuilder};
+
+    #[test]
+    fn a_built_key_is_the_digest_of_the_tuple() {
+        let built = KeyBuilder::new()
+            .arg(&42u64)
+            .arg("user")
+            .arg(&[1u8, 2])
+            .finish();
+        assert_eq!(built.unwrap(), digest(&(42u64, "user", [1u8, 2])).unwrap());
+        assert_ne!(
+            KeyBuilder::new().arg(&1u8).finish().unwrap(),
+            KeyBuilder::new().arg(&1u8).arg(&1u8).finish().unwrap()
+        );
     }
 }
 

@@ -13,11 +13,11 @@ pub mod stats;
 pub mod store;
 pub mod template;
 
-pub use cached_fn::{CachedFn, CallKey, Key, Spec, StoreKind, Target};
+pub use cached_fn::{assert_value, CachedFn, CallKey, Key, Spec, StoreKind, Target};
 pub use clock::{Clock, ManualClock};
 pub use codec::{Codec, Format};
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
-pub use key::{digest, KeyError};
+pub use key::{digest, KeyBuilder, KeyError};
 pub use outcome::{Always, Outcome};
 pub use stats::Stats;
 pub use store::{MemoryStore, Redis};
