@@ -92,7 +92,11 @@ fn main() {
             let after = hit_latency().await;
             let left = server.cli(&["DBSIZE"]);
             // Only `other`'s entries, and the one `entry` that measuring the hit put back.
-            assert_eq!(left, (n + 1).to_string(), "all(f) dropped f's entries and nothing else");
+            assert_eq!(
+                left,
+                (n + 1).to_string(),
+                "all(f) dropped f's entries and nothing else"
+            );
             println!(
                 "{n:>7} entries of f among {keys:>7} keys: all(f) {all:>10.2?} \
                  ({:.1} µs per entry), one entry {single:>8.2?}; hit {before:.2?} before, \

@@ -13,14 +13,16 @@
 //!   `ConnectionManager` driven on a separate one-thread runtime (as cachette's is), which
 //!   isolates the cost of the thread hop.
 //! * The same, hand-timed and interleaved (blocks of calls per variant in rotating order, so a
-//!   shared machine's background load falls on every variant alike), plus
-//!   `raw_io_thread_like_cachette` (the io-thread `GET` with the key formatted per call and an
-//!   outer `tokio::time::timeout`, as cachette's Redis path does) and `cachette_mt` /
-//!   `raw_redis_rs_mt` (from `block_on` on a multi-thread runtime with 2 workers, where the raw
-//!   connection's task runs on a worker, so it hops threads too).
+//!   shared machine's background load falls on every variant alike), with more baselines that
+//!   take cachette's Redis path apart: `raw_io_thread_timeout` (the io-thread `GET` under an
+//!   outer `tokio::time::timeout`, as cachette wraps every query), `raw_io_thread_like_cachette`
+//!   (that, with the key also formatted anew per call), and `cachette_mt` / `raw_redis_rs_mt`
+//!   (from `block_on` on a multi-thread runtime with 2 workers, where the raw connection's task
+//!   runs on a worker, so it hops threads too).
 //! * Throughput (hand-timed with `Instant`, not criterion): 64 tasks spawned on a multi-thread
-//!   runtime with 2 workers each do N hits; ops/s = 64·N / elapsed, the median of a few
-//!   interleaved rounds, for cachette, raw redis-rs and raw redis-rs driven on an io thread.
+//!   runtime with 2 workers each do N hits; ops/s = 64·N / elapsed, per variant the median of a
+//!   few interleaved rounds, for cachette, raw redis-rs (driven on the workers) and the io-thread
+//!   baselines above.
 //! * `redis-benchmark -c 64 -n 200000 -t get -q` against the same server, for scale.
 //!
 //! A summary with the criterion middle estimates, the ratios and the targets is printed last.
@@ -51,9 +53,9 @@ const WARM: u64 = 42;
 /// Concurrent tasks of the throughput test.
 const TASKS: usize = 64;
 /// Hits per task per timed round of the throughput test (under `--bench`).
-const PER_TASK: usize = 2_000;
+const PER_TASK: usize = 500;
 /// Timed rounds of each throughput variant (under `--bench`); the median is reported.
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 21;
 /// Calls per variant in one block of the interleaved single-task comparison.
 const AB_CALLS: usize = 250;
 /// Rounds of the interleaved single-task comparison.
@@ -137,19 +139,19 @@ async fn raw_get(conn: &mut ConnectionManager, key: &str) -> String {
     serde_json::from_slice::<String>(&bytes.expect("the key is warm")).expect("a JSON string")
 }
 
+/// The raw hit under an outer `tokio::time::timeout`, as cachette wraps every query (on top of
+/// redis-rs's own response timeout, so two timers per `GET`).
+async fn raw_get_timeout(conn: &mut ConnectionManager, key: &str) -> String {
+    tokio::time::timeout(Duration::from_millis(500), raw_get(conn, key))
+        .await
+        .expect("GET within the timeout")
+}
+
 /// What cachette's Redis path does around the same `GET`, without the rest of cachette: the
-/// key formatted anew from its prefix and digest, and the query under `tokio::time::timeout`
-/// (on top of redis-rs's own response timeout).
+/// key formatted anew from its prefix and digest, and the outer timeout.
 async fn raw_get_like_cachette(conn: &mut ConnectionManager, prefix: &str, digest: u128) -> String {
     let key = format!("{prefix}{digest:032x}");
-    let bytes: Option<Vec<u8>> = tokio::time::timeout(
-        Duration::from_millis(500),
-        redis::cmd("GET").arg(&key).query_async(conn),
-    )
-    .await
-    .expect("GET within the timeout")
-    .expect("GET on the bench's redis-server");
-    serde_json::from_slice::<String>(&bytes.expect("the key is warm")).expect("a JSON string")
+    raw_get_timeout(conn, &key).await
 }
 
 /// The connections the single-task measurements use.
@@ -240,9 +242,11 @@ fn ratio_spread(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
     (at(2), at(1), at(3))
 }
 
-/// The median over rounds of `a[round] / b[round]`.
-fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
-    median(a.iter().zip(b).map(|(a, b)| a / b).collect())
+/// Prints the median and quartiles of the per-round ratios `a / b`; returns the median.
+fn ratio_line(label: &str, a: &[f64], b: &[f64]) -> f64 {
+    let (r, low, high) = ratio_spread(a, b);
+    println!("ratio {label:<50} {r:.3} [{low:.3}..{high:.3}]");
+    r
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,14 +280,21 @@ where
 /// One throughput variant: runs a round of `per_task` hits in each task on the runtime, gives ops/s.
 type Op = Box<dyn Fn(&Runtime, usize) -> f64>;
 
-fn raw_op(conn: ConnectionManager, key: Arc<str>) -> Op {
+/// The raw hit, with the outer timeout if `timeout`.
+fn raw_op(conn: ConnectionManager, key: Arc<str>, timeout: bool) -> Op {
     Box::new(move |rt, per_task| {
         let conn = conn.clone();
         let key = key.clone();
         ops_per_sec(rt, per_task, move || {
             let mut conn = conn.clone();
             let key = key.clone();
-            async move { raw_get(&mut conn, &key).await }
+            async move {
+                if timeout {
+                    raw_get_timeout(&mut conn, &key).await
+                } else {
+                    raw_get(&mut conn, &key).await
+                }
+            }
         })
     })
 }
@@ -489,6 +500,13 @@ fn main() {
                 }),
             ),
             (
+                "raw_io_thread_timeout",
+                block(&ct, || {
+                    let mut conn = conns.io.clone();
+                    async move { raw_get_timeout(&mut conn, black_box(key)).await }
+                }),
+            ),
+            (
                 "raw_io_thread_like_cachette",
                 block(&ct, || {
                     let mut conn = conns.io.clone();
@@ -513,10 +531,14 @@ fn main() {
                 "cachette",
                 Box::new(|rt: &Runtime, per_task| ops_per_sec(rt, per_task, || hit_cachette(WARM))),
             ),
-            ("raw_redis_rs", raw_op(conns.mt.clone(), key.into())),
+            ("raw_redis_rs", raw_op(conns.mt.clone(), key.into(), false)),
             (
                 "raw_redis_rs_io_thread",
-                raw_op(conns.io.clone(), key.into()),
+                raw_op(conns.io.clone(), key.into(), false),
+            ),
+            (
+                "raw_io_thread_timeout",
+                raw_op(conns.io.clone(), key.into(), true),
             ),
             (
                 "raw_io_thread_like_cachette",
@@ -568,15 +590,17 @@ fn main() {
         println!("ratio raw_redis_rs_io_thread/raw_redis_rs {r:.3}");
     }
 
-    if let [c_ct, raw_ct, raw_io, like, c_mt, raw_mt] = &ab[..] {
+    if let [c_ct, raw_ct, raw_io, raw_timeout, like, c_mt, raw_mt] = &ab[..] {
         println!(
             "-- the same, hand-timed and interleaved: {ab_rounds} rounds of {ab_calls} calls per \
-             variant in rotating order; medians over rounds (ratios: median of per-round ratios)"
+             variant in rotating order; per variant the median over rounds; per ratio the median \
+             [quartiles] of the per-round ratios"
         );
         let names = [
             "cachette",
             "raw_redis_rs",
             "raw_redis_rs_io_thread",
+            "raw_io_thread_timeout",
             "raw_io_thread_like_cachette",
             "cachette_mt",
             "raw_redis_rs_mt",
@@ -584,63 +608,60 @@ fn main() {
         for (name, samples) in names.iter().zip(&ab) {
             println!("{name:<28} {:>8.2} µs", median(samples.clone()) / 1000.0);
         }
-        let (r, low, high) = ratio_spread(c_ct, raw_ct);
-        println!(
-            "ratio cachette/raw_redis_rs                        {r:.3}   target <= 1.10: {}   \
-             (quartiles of per-round ratios {low:.3}..{high:.3})",
-            verdict(r <= 1.10)
+        let r = ratio_line("cachette/raw_redis_rs", c_ct, raw_ct);
+        println!("    target <= 1.10: {}", verdict(r <= 1.10));
+        ratio_line("raw_redis_rs_io_thread/raw_redis_rs (hop)", raw_io, raw_ct);
+        ratio_line(
+            "raw_io_thread_timeout/raw_redis_rs_io_thread",
+            raw_timeout,
+            raw_io,
         );
-        println!(
-            "ratio raw_redis_rs_io_thread/raw_redis_rs          {:.3}   (the thread hop)",
-            median_ratio(raw_io, raw_ct)
+        ratio_line(
+            "raw_io_thread_like_cachette/raw_io_thread_timeout",
+            like,
+            raw_timeout,
         );
-        println!(
-            "ratio raw_io_thread_like_cachette/raw_io_thread    {:.3}   (key format + outer timeout)",
-            median_ratio(like, raw_io)
-        );
-        println!(
-            "ratio cachette/raw_io_thread_like_cachette         {:.3}   (the rest of cachette)",
-            median_ratio(c_ct, like)
-        );
-        println!(
-            "ratio cachette_mt/raw_redis_rs_mt                  {:.3}   (multi-thread runtime, 2 workers)",
-            median_ratio(c_mt, raw_mt)
-        );
+        ratio_line("cachette/raw_io_thread_like_cachette", c_ct, like);
+        ratio_line("cachette_mt/raw_redis_rs_mt", c_mt, raw_mt);
     }
 
     println!(
         "-- throughput: {TASKS} tasks x {per_task} hits on a multi-thread runtime (2 workers), \
-         hand-timed, median of {rounds} interleaved rounds"
+         hand-timed; per variant the median of {rounds} interleaved rounds; per ratio the median \
+         [quartiles] of the per-round ratios"
     );
     let names = [
         "cachette",
         "raw_redis_rs",
         "raw_redis_rs_io_thread",
+        "raw_io_thread_timeout",
         "raw_io_thread_like_cachette",
     ];
     for (name, samples) in names.iter().zip(&ops) {
         println!("{name:<28} {:>10.0} ops/s", median(samples.clone()));
     }
-    if let [c_ops, raw_ops, raw_io_ops, like_ops] = &ops[..] {
-        let (r, low, high) = ratio_spread(c_ops, raw_ops);
-        println!(
-            "ratio cachette/raw_redis_rs                        {r:.3}   target >= 0.90: {}   \
-             (quartiles of per-round ratios {low:.3}..{high:.3})",
-            verdict(r >= 0.9)
+    if let [c_ops, raw_ops, raw_io_ops, timeout_ops, like_ops] = &ops[..] {
+        let r = ratio_line("cachette/raw_redis_rs", c_ops, raw_ops);
+        println!("    target >= 0.90: {}", verdict(r >= 0.9));
+        ratio_line("raw_redis_rs_io_thread/raw_redis_rs", raw_io_ops, raw_ops);
+        ratio_line(
+            "raw_io_thread_timeout/raw_redis_rs_io_thread",
+            timeout_ops,
+            raw_io_ops,
         );
-        println!(
-            "ratio raw_redis_rs_io_thread/raw_redis_rs          {:.3}",
-            median_ratio(raw_io_ops, raw_ops)
+        ratio_line(
+            "raw_io_thread_like_cachette/raw_io_thread_timeout",
+            like_ops,
+            timeout_ops,
         );
-        println!(
-            "ratio raw_io_thread_like_cachette/raw_io_thread    {:.3}",
-            median_ratio(like_ops, raw_io_ops)
-        );
-        println!(
-            "ratio cachette/raw_io_thread_like_cachette         {:.3}",
-            median_ratio(c_ops, like_ops)
-        );
+        ratio_line("cachette/raw_io_thread_like_cachette", c_ops, like_ops);
     }
+    println!(
+        "-- future sizes: hit_cachette {} B, raw_get {} B, raw_get_like_cachette {} B",
+        std::mem::size_of_val(&hit_cachette(WARM)),
+        std::mem::size_of_val(&raw_get(&mut conns.local.clone(), &key)),
+        std::mem::size_of_val(&raw_get_like_cachette(&mut conns.local.clone(), "", 0)),
+    );
     println!(
         "-- redis-benchmark -h 127.0.0.1 -p {} -c 64 -n {requests} -t get -q   (64 connections)",
         server.port()

@@ -92,11 +92,16 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         .collect();
     let key_expr = match &plan.template {
         None => {
+            let builder = quote_spanned!(Span::mixed_site()=> __cachette_builder);
             let steps = plan.params.iter().filter(|p| p.key).map(|p| {
                 let ident = &p.ident;
-                quote_spanned!(p.ty.span()=> .arg(#ident))
+                quote_spanned!(p.ty.span()=> #builder.arg(#ident);)
             });
-            quote!(#access.digest_key(::cachette::__private::KeyBuilder::new() #(#steps)* .finish()))
+            quote!({
+                let mut #builder = ::cachette::__private::KeyBuilder::new();
+                #(#steps)*
+                #access.digest_key(#builder.finish())
+            })
         }
         Some(pieces) => {
             let steps = pieces.iter().map(|piece| match piece {
@@ -116,9 +121,9 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     let key_of_values = quote!(#keyof_call(#(&#key_idents),*));
     let call = match plan.mode {
         Mode::Result | Mode::Option => {
-            quote!(#cached_fn.get_or_load(#key, #call_uncached).await)
+            quote!(#cached_fn.get_or_load(#key, move || #call_uncached).await)
         }
-        Mode::Always => quote!(#cached_fn.get_or_load_always(#key, #call_uncached).await),
+        Mode::Always => quote!(#cached_fn.get_or_load_always(#key, move || #call_uncached).await),
     };
 
     // The declared signature, without `mut` and attributes on parameters (they stay on the body's fn).

@@ -200,12 +200,16 @@ where
     }
 
     /// The cache-aside call for functions returning `Result` or `Option`: a hit returns the
-    /// stored value; a miss runs `load` once per key in this process and stores what
+    /// stored value; a miss runs `load()` once per key in this process and stores what
     /// [`Outcome::cacheable`] picks out.
-    pub async fn get_or_load<O, F>(&'static self, key: CallKey, load: F) -> O
+    ///
+    /// `load` builds the body's future only on a miss, and the miss path is boxed, so the
+    /// future of a hit stays small (it is moved on every call).
+    pub async fn get_or_load<O, F, Fut>(&'static self, key: CallKey, load: F) -> O
     where
         O: Outcome<Value = V>,
-        F: Future<Output = O>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
     {
         let state = self.state();
         let key = match key {
@@ -213,13 +217,13 @@ where
             Err(err) => {
                 Counters::bump(&state.counters.key_errors);
                 tracing::warn!(namespace = %state.namespace, %err, "cachette: arguments cannot be hashed, calling uncached");
-                return load.await;
+                return load().await;
             }
         };
         let hit = match &state.backend {
             Backend::Memory(memory) => memory.get(key.digest),
-            Backend::Redis(redis) => state.redis_get(redis, &key).await,
-            Backend::Tiered(tiered) => state.tiered_get(tiered, &key).await,
+            Backend::Redis(redis) => Box::pin(state.redis_get(redis, &key)).await,
+            Backend::Tiered(tiered) => Box::pin(state.tiered_get(tiered, &key)).await,
         };
         if let Some(value) = hit {
             Counters::bump(&state.counters.hits);
@@ -228,15 +232,16 @@ where
         }
         Counters::bump(&state.counters.misses);
         tracing::debug!(namespace = %state.namespace, key = %format_args!("{:032x}", key.digest), "cachette: miss");
-        state.load(key, self.spec.ttl, load).await
+        Box::pin(state.load(key, self.spec.ttl, load)).await
     }
 
     /// [`CachedFn::get_or_load`] for any other return type: every result is stored.
-    pub async fn get_or_load_always<F>(&'static self, key: CallKey, load: F) -> V
+    pub async fn get_or_load_always<F, Fut>(&'static self, key: CallKey, load: F) -> V
     where
-        F: Future<Output = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
     {
-        self.get_or_load(key, async move { Always(load.await) })
+        self.get_or_load(key, move || async move { Always(load().await) })
             .await
             .0
     }
@@ -488,10 +493,11 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// The miss path: join the load under way for `key`, or lead one.
-    async fn load<O, F>(&self, key: Key, ttl: Option<Duration>, load: F) -> O
+    async fn load<O, F, Fut>(&self, key: Key, ttl: Option<Duration>, load: F) -> O
     where
         O: Outcome<Value = V>,
-        F: Future<Output = O>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
     {
         let flight = match self.flights.entry(key.digest) {
             MapEntry::Occupied(running) => Err(running.get().tx.subscribe()),
@@ -521,7 +527,7 @@ where
         }
     }
 
-    async fn lead<O, F>(
+    async fn lead<O, F, Fut>(
         &self,
         key: Key,
         ttl: Option<Duration>,
@@ -530,7 +536,8 @@ where
     ) -> O
     where
         O: Outcome<Value = V>,
-        F: Future<Output = O>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
     {
         let mut guard = FlightGuard {
             flights: &self.flights,
@@ -558,14 +565,15 @@ where
     }
 
     /// Runs the body and stores what it returns, if cacheable and still current.
-    async fn run<O, F>(&self, key: &Key, ttl: Option<Duration>, generation: u64, load: F) -> O
+    async fn run<O, F, Fut>(&self, key: &Key, ttl: Option<Duration>, generation: u64, load: F) -> O
     where
         O: Outcome<Value = V>,
-        F: Future<Output = O>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
     {
         Counters::bump(&self.counters.loads);
         let mut error_guard = LoadErrorGuard(Some(&self.counters.load_errors));
-        let outcome = load.await;
+        let outcome = load().await;
         if let Some(value) = outcome.cacheable() {
             error_guard.0 = None;
             self.fill(key, value, ttl, generation).await;

@@ -325,9 +325,10 @@ impl Redis {
         let made = match &self.target {
             Target::Off => None,
             Target::Single(client) => {
+                // No response timeout of its own: every command is bounded by ours.
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
+                    .set_response_timeout(None)
                     .set_number_of_retries(1)
                     .set_max_delay(RETRY_AFTER);
                 match ConnectionManager::new_lazy_with_config(client.clone(), config) {
