@@ -32,6 +32,17 @@ enum DbError {
     Sqlite(rusqlite::Error),
 }
 
+impl User {
+    /// A row of `SELECT id, name, email`.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+        Ok(User {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            email: row.get(2)?,
+        })
+    }
+}
+
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -102,13 +113,7 @@ macro_rules! user_service {
                 conn.query_row(
                     "SELECT id, name, email FROM users WHERE id = ?1",
                     params![id],
-                    |row| {
-                        Ok(User {
-                            id: row.get(0)?,
-                            name: row.get(1)?,
-                            email: row.get(2)?,
-                        })
-                    },
+                    User::from_row,
                 )
                 .optional()?
                 .ok_or(DbError::NotFound(id))
@@ -126,13 +131,7 @@ macro_rules! user_service {
             db.query(|conn| {
                 let mut select = conn
                     .prepare("SELECT id, name, email FROM users ORDER BY id LIMIT ?1 OFFSET ?2")?;
-                let rows = select.query_map(params![per_page, page * per_page], |row| {
-                    Ok(User {
-                        id: row.get(0)?,
-                        name: row.get(1)?,
-                        email: row.get(2)?,
-                    })
-                })?;
+                let rows = select.query_map(params![per_page, page * per_page], User::from_row)?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .await
@@ -160,13 +159,7 @@ macro_rules! user_service {
                 conn.query_row(
                     "UPDATE users SET email = ?1 WHERE id = ?2 RETURNING id, name, email",
                     params![email, id],
-                    |row| {
-                        Ok(User {
-                            id: row.get(0)?,
-                            name: row.get(1)?,
-                            email: row.get(2)?,
-                        })
-                    },
+                    User::from_row,
                 )
                 .optional()?
                 .ok_or(DbError::NotFound(id))

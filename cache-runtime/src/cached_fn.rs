@@ -253,13 +253,8 @@ where
 
     async fn invalidate_ref(&'static self, key: &CallKey) {
         let state = self.state();
-        let key = match key {
-            Ok(key) => key,
-            Err(err) => {
-                Counters::bump(&state.counters.key_errors);
-                tracing::warn!(namespace = %state.namespace, %err, "cachette: arguments cannot be hashed, nothing to invalidate");
-                return;
-            }
+        let Some(key) = state.usable(key, "nothing to invalidate") else {
+            return;
         };
         state.flights.remove(&key.digest);
         match &state.backend {
@@ -288,13 +283,8 @@ where
     /// load of it already under way will not store its own value over it.
     pub async fn put(&'static self, key: &CallKey, value: &V) {
         let state = self.state();
-        let key = match key {
-            Ok(key) => key,
-            Err(err) => {
-                Counters::bump(&state.counters.key_errors);
-                tracing::warn!(namespace = %state.namespace, %err, "cachette: arguments cannot be hashed, nothing stored");
-                return;
-            }
+        let Some(key) = state.usable(key, "nothing stored") else {
+            return;
         };
         state.flights.remove(&key.digest);
         match &state.backend {
@@ -706,6 +696,19 @@ where
             Ok(None) => None,
             Err(err) => {
                 self.store_error(redis.redis, "GET", &err);
+                None
+            }
+        }
+    }
+
+    /// The key, or `None` (counted and logged, saying what was not done) if the arguments
+    /// could not be hashed.
+    fn usable<'k>(&self, key: &'k CallKey, skipped: &str) -> Option<&'k Key> {
+        match key {
+            Ok(key) => Some(key),
+            Err(err) => {
+                Counters::bump(&self.counters.key_errors);
+                tracing::warn!(namespace = %self.namespace, %err, "cachette: arguments cannot be hashed, {skipped}");
                 None
             }
         }
