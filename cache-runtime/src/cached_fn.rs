@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
-use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::bus::{self, Bus};
 use crate::codec::Codec;
 use crate::config::Config;
-use crate::key::{self, KeyError};
+use crate::key::KeyError;
 use crate::outcome::{Always, Outcome};
 use crate::stats::{self, Counters, Stats};
 use crate::store::memory::{DigestHasher, MemoryStore};
@@ -177,12 +176,6 @@ where
     /// The namespace: `name = "…"`, or the owner type or module path, then the function name.
     pub fn namespace(&'static self) -> &'static str {
         &self.state().namespace
-    }
-
-    /// The key of a call, from its key arguments (as a tuple of references).
-    #[inline]
-    pub fn key<A: Serialize + ?Sized>(&self, args: &A) -> CallKey {
-        self.digest_key(key::digest(args))
     }
 
     /// The key of a call, from the digest of its key arguments ([`crate::KeyBuilder`]).
