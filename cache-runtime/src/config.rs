@@ -298,3 +298,52 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_checks_what_it_is_given() {
+        let config = Config::builder()
+            .redis_url("redis://127.0.0.1:7001, redis://user:secret@127.0.0.1:7002/0")
+            .prefix("app")
+            .build()
+            .unwrap();
+        assert_eq!(config.redis_urls().len(), 2, "several URLs: a cluster");
+        assert_eq!(config.prefix(), "app");
+        assert_eq!(config.redis_timeout(), DEFAULT_REDIS_TIMEOUT);
+
+        for bad in ["not a url", "http://127.0.0.1:6379", "", " , "] {
+            let err = Config::builder().redis_url(bad).build().unwrap_err();
+            assert_eq!(err.kind(), ConfigErrorKind::BadUrl, "{bad:?}");
+            assert!(
+                err.to_string().contains("redis://"),
+                "says what to write: {err}"
+            );
+        }
+        let tls = Config::builder()
+            .redis_url("rediss://127.0.0.1:6380")
+            .build();
+        assert!(
+            tls.is_err(),
+            "TLS is not compiled in, and the builder says so up front"
+        );
+
+        let zero = Config::builder().memory_capacity(0).build().unwrap_err();
+        assert_eq!(zero.kind(), ConfigErrorKind::Invalid);
+        assert!(Config::builder().prefix("").build().is_err());
+        assert!(Config::builder()
+            .redis_timeout(Duration::ZERO)
+            .build()
+            .is_err());
+    }
+
+    #[test]
+    fn a_second_install_is_refused() {
+        Config::builder().prefix("first").install().unwrap();
+        let again = Config::builder().prefix("second").install().unwrap_err();
+        assert_eq!(again.kind(), ConfigErrorKind::AlreadyInstalled);
+        assert_eq!(Config::global().prefix(), "first");
+    }
+}
