@@ -139,8 +139,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// The Redis to use: `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS, or
-    /// several comma-separated node URLs of a Redis Cluster (default [`DEFAULT_REDIS_URL`]).
+    /// The Redis to use: `redis://[user:password@]host:port[/db]`, or several comma-separated
+    /// node URLs of a Redis Cluster (default [`DEFAULT_REDIS_URL`]). TLS (`rediss://`) is not
+    /// built in yet: such a URL is refused by [`ConfigBuilder::build`].
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = url.into();
         self
@@ -286,8 +287,8 @@ impl fmt::Display for ConfigError {
             ),
             ConfigErrorKind::BadUrl => write!(
                 f,
-                "invalid Redis URL {}; expected redis://[user:password@]host:port[/db], rediss://… \\
-                 for TLS, or several comma-separated node URLs for a Redis Cluster",
+                "invalid Redis URL {}; expected redis://[user:password@]host:port[/db], or several \\
+                 comma-separated node URLs for a Redis Cluster (TLS, rediss://, is not built in yet)",
                 self.detail
             ),
             ConfigErrorKind::AlreadyInstalled => f.write_str(
