@@ -76,4 +76,60 @@ async fn keys_spread_over_all_masters_and_read_back() {
         reply, "27",
         "readable key, plain JSON, on whichever master owns it"
     );
+
+    // The tiered store on the cluster: its memory tier fills, and invalidation messages
+    // published on any node reach this process through whichever node it subscribed to.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cachette::stats::bus_subscriptions() == 0 {
+        tiered_double(1).await;
+        assert!(std::time::Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for n in 0..30 {
+        assert_eq!(tiered_double(n).await, n * 2);
+        assert_eq!(tiered_double(n).await, n * 2);
+    }
+    let stats = tiered_double_stats();
+    assert!(stats.l1_hits >= 30, "{stats:?}");
+    // Another process (here redis-cli, on the last node) drops every entry.
+    // (PUBLISH answers with the subscribers on that node only; the cluster forwards the
+    // message to the others, where this process listens.)
+    cluster.nodes()[2].cli(&[
+        "PUBLISH",
+        "cachette:invalidations",
+        r#"{"ns":"redis_cluster::tiered_double","all":true}"#,
+    ]);
+    while tiered_double_stats().remote_invalidations == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        tiered_double_stats().entries,
+        0,
+        "the memory tier was dropped"
+    );
+    let l1_hits = tiered_double_stats().l1_hits;
+    assert_eq!(tiered_double(3).await, 6);
+    assert_eq!(
+        tiered_double_stats().l1_hits,
+        l1_hits,
+        "not served from memory"
+    );
+    assert_eq!(tiered_double(3).await, 6);
+    assert_eq!(
+        tiered_double_stats().l1_hits,
+        l1_hits + 1,
+        "memory refilled"
+    );
+    let runs = TIERED_RUNS.load(Ordering::SeqCst);
+    tiered_double_invalidate(3).await;
+    assert_eq!(tiered_double(3).await, 6);
+    assert_eq!(
+        TIERED_RUNS.load(Ordering::SeqCst),
+        runs + 1,
+        "dropped from both tiers"
+    );
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cachette::{cached, invalidates};
+use cachette::{cache_put, cached, invalidates};
 use support::RedisServer;
 
 const URL_VAR: &str = "CACHETTE_TIERED_PEER_URL";
@@ -45,6 +45,16 @@ async fn rename_user(id: u64, name: &str) -> std::io::Result<()> {
     let scratch = dir.join(format!("user-{id}.{}.tmp", std::process::id()));
     std::fs::write(&scratch, name)?;
     std::fs::rename(scratch, dir.join(format!("user-{id}")))
+}
+
+/// Writes a name and stores it as `get_user`'s entry (write-through).
+#[cache_put(get_user(id))]
+async fn put_user(id: u64, name: &str) -> std::io::Result<String> {
+    let dir = db_dir();
+    let scratch = dir.join(format!("user-{id}.{}.put", std::process::id()));
+    std::fs::write(&scratch, name)?;
+    std::fs::rename(scratch, dir.join(format!("user-{id}")))?;
+    Ok(name.to_owned())
 }
 
 fn configure(url: &str) {
@@ -316,4 +326,24 @@ async fn concurrent_readers_never_keep_a_value_older_than_the_last_delivered_wri
         reads > 200,
         "the readers really ran alongside: {reads} reads"
     );
+}
+
+/// Regression: a process hears its own invalidation messages; the one a write-through
+/// publishes must not delete the value it has just written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_is_not_undone_by_its_own_message() {
+    let (_serial, server) = setup().await;
+    get_user_stats(); // sets the function up, which subscribes the process
+    subscribed(1).await;
+    assert_eq!(put_user(4, "stored").await.unwrap(), "stored");
+    let loads = get_user_stats().loads;
+    // Long enough for the process's own message to come back (and be ignored).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get_user(4).await.unwrap(), "stored");
+    assert_eq!(
+        get_user_stats().loads,
+        loads,
+        "served from the cache, not loaded again"
+    );
+    assert_eq!(server.cli(&["GET", "tiered:tiered-user:4"]), "\"stored\"");
 }

@@ -26,8 +26,10 @@ pub(crate) trait Subscriber: Sync {
     /// Drops these keys from L1 (and whatever else it takes); the message counts as delivered
     /// once the future is done.
     fn drop_keys<'a>(&'a self, digests: &'a [u128]) -> BoxFuture<'a>;
-    /// Drops every L1 entry.
-    fn drop_all(&self);
+    /// Drops every L1 entry (and whatever else it takes).
+    fn drop_all(&self) -> BoxFuture<'_>;
+    /// Drops every L1 entry at once, when messages may have been missed.
+    fn clear(&self);
 }
 
 /// What [`Subscriber::drop_keys`] returns.
@@ -45,6 +47,21 @@ pub(crate) struct Message {
     /// Every entry of the function.
     #[serde(default)]
     pub(crate) all: bool,
+    /// The process that published it: a process does not act on its own messages (it has
+    /// done what they say already, and a write-through's own message must not undo it).
+    #[serde(default)]
+    pub(crate) from: u64,
+}
+
+/// This process's id on the bus: random, so that two processes never share one.
+pub(crate) fn process_id() -> u64 {
+    static ID: OnceLock<u64> = OnceLock::new();
+    *ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.finish() | 1
+    })
 }
 
 /// The process's bus.
@@ -110,7 +127,7 @@ impl Bus {
             .copied()
             .collect();
         for subscriber in subscribers {
-            subscriber.drop_all();
+            subscriber.clear();
         }
     }
 
@@ -119,6 +136,9 @@ impl Bus {
             tracing::debug!("cachette: ignored a malformed invalidation message");
             return;
         };
+        if message.from == process_id() {
+            return;
+        }
         let subscriber = self
             .subscribers
             .read()
@@ -127,7 +147,7 @@ impl Bus {
             .copied();
         let Some(subscriber) = subscriber else { return };
         if message.all {
-            subscriber.drop_all();
+            subscriber.drop_all().await;
         } else {
             let digests: Vec<u128> = message
                 .keys
@@ -199,10 +219,16 @@ mod tests {
             ns: "a::b".into(),
             keys: vec![format!("{:032x}", 7u128), format!("{:032x}", u128::MAX)],
             all: false,
+            from: super::process_id(),
         };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Message>(&text).unwrap(), m);
         let all: Message = serde_json::from_str(r#"{"ns":"x","all":true}"#).unwrap();
         assert!(all.all && all.keys.is_empty());
+        assert_ne!(
+            all.from,
+            super::process_id(),
+            "a message from outside is not our own"
+        );
     }
 }

@@ -668,6 +668,7 @@ where
             ns: self.namespace.clone(),
             keys: digests.iter().map(|d| format!("{d:032x}")).collect(),
             all,
+            from: bus::process_id(),
         };
         if let Err(err) = Bus::global().publish(shared.redis, &message).await {
             self.store_error(shared.redis, "PUBLISH", &err);
@@ -914,12 +915,30 @@ where
         })
     }
 
-    fn drop_all(&self) {
-        if let Backend::Tiered(tiered) = &self.backend {
+    /// Another process dropped every entry: drop the memory tier, and delete again what this
+    /// process wrote to Redis lately (as [`bus::Subscriber::drop_keys`] does for one key).
+    fn drop_all(&self) -> bus::BoxFuture<'_> {
+        Box::pin(async move {
+            let Backend::Tiered(tiered) = &self.backend else {
+                return;
+            };
             Counters::bump(&self.counters.remote_invalidations);
             self.flights.clear();
             tiered.l1.clear();
-            tiered.recent_sets.clear();
+            let recent: Vec<u128> = tiered.recent_sets.iter().map(|e| *e.key()).collect();
+            for digest in recent {
+                if let Some(name) = tiered.wrote_lately(digest) {
+                    let _ = tiered.shared.redis.delete(&name).await;
+                }
+            }
+            tiered.l1.clear();
+        })
+    }
+
+    fn clear(&self) {
+        if let Backend::Tiered(tiered) = &self.backend {
+            self.flights.clear();
+            tiered.l1.clear();
         }
     }
 }
