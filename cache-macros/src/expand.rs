@@ -39,7 +39,9 @@ fn with_error(item: TokenStream, err: syn::Error) -> TokenStream {
 /// Attributes that must follow every item generated from the function.
 fn is_shared(attr: &Attribute) -> bool {
     [
-        "cfg", "cfg_attr", "allow", "warn", "deny", "forbid", "expect",
+        // Not `expect` (unfulfilled on companions) nor `forbid` (it would clash with the
+        // `allow(dead_code)` they carry): those stay on the function as written.
+        "cfg", "cfg_attr", "allow", "warn", "deny",
     ]
     .iter()
     .any(|name| attr.path().is_ident(name))
@@ -330,9 +332,10 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     }
 }
 
-/// The hidden accessor of a cached function's static: `__cachette_{name}`.
+/// The hidden accessor of a cached function's static: `__cachette_fn_{name}` (a prefix no
+/// other hidden item starts with, so no two functions' items can clash).
 pub(crate) fn accessor_ident(name: &syn::Ident) -> syn::Ident {
-    format_ident!("__cachette_{}", name, span = name.span())
+    format_ident!("__cachette_fn_{}", name, span = name.span())
 }
 
 /// The hidden key companion that `#[invalidates]` and `#[cache_put]` call: `__cachette_key_{name}`.

@@ -173,7 +173,8 @@ fn generate(kind: Write, func: &ItemFn, targets: &[Target], before: bool) -> Tok
     let attrs = &func.attrs;
     let vis = &func.vis;
     let sig = &func.sig;
-    let body = &func.block;
+    // The body's statements, spliced: a block inside the block would trip `unused_braces`.
+    let stmts = &func.block.stmts;
     let ret_ty: Type = match &sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -262,7 +263,7 @@ fn generate(kind: Write, func: &ItemFn, targets: &[Target], before: bool) -> Tok
                     let __cachette_fake_return: #ret_ty = loop {};
                     return __cachette_fake_return;
                 }
-                #body
+                #(#stmts)*
             }
             .await;
             #after

@@ -114,7 +114,7 @@ impl Bus {
     ) -> Result<(), crate::store::redis::StoreError> {
         let payload = serde_json::to_string(message).unwrap_or_default();
         redis
-            .query::<()>(redis::cmd("PUBLISH").arg(&self.channel).arg(payload))
+            .query_urgent::<()>(redis::cmd("PUBLISH").arg(&self.channel).arg(payload))
             .await
     }
 

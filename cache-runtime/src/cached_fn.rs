@@ -353,7 +353,13 @@ where
             fresh = true;
             let namespace = match (self.spec.name, self.owner.get()) {
                 (Some(name), _) => name.to_owned(),
-                (None, Some(owner)) => format!("{owner}::{}", self.spec.function),
+                // Without generic arguments: one static serves every `Repo<T>`, and its
+                // namespace must not depend on which `T` called first.
+                (None, Some(owner)) => format!(
+                    "{}::{}",
+                    owner.split('<').next().unwrap_or(owner),
+                    self.spec.function
+                ),
                 (None, None) => format!("{}::{}", self.spec.module, self.spec.function),
             };
             let capacity = self
@@ -629,6 +635,15 @@ where
         }
         let name = redis.redis_key(key);
         if let Err(err) = redis.redis.set(&name, &bytes, ttl).await {
+            if matches!(err, StoreError::Timeout) {
+                // The write may still land after we gave up on it, and after an invalidation
+                // it would then outlive. A delete sent behind it on the same connection
+                // lands after it: at worst a miss.
+                let (store, name) = (redis.redis, name.clone());
+                crate::store::redis::io_runtime().spawn(async move {
+                    let _ = store.delete(&name).await;
+                });
+            }
             self.store_error(redis.redis, "SET", &err);
             return false;
         }

@@ -175,8 +175,11 @@ impl ConfigBuilder {
         if self.memory_capacity == 0 {
             return Err(ConfigError::invalid("memory_capacity", "0"));
         }
-        if self.redis_timeout.is_zero() {
-            return Err(ConfigError::invalid("redis_timeout", "0"));
+        if self.redis_timeout.is_zero() || self.redis_timeout > Duration::from_secs(60) {
+            return Err(ConfigError::invalid(
+                "redis_timeout",
+                format!("{:?} (from 1 ms to 60 s)", self.redis_timeout),
+            ));
         }
         if self.max_value_bytes == 0 {
             return Err(ConfigError::invalid("max_value_bytes", "0"));

@@ -164,9 +164,10 @@ impl Redis {
         self.query::<()>(&cmd).await
     }
 
-    /// Deletes `key`.
+    /// Deletes `key`. An invalidation: sent even while the breaker is open (still bounded by
+    /// the timeout), since skipping it could leave a stale value behind.
     pub async fn delete(&'static self, key: &str) -> Result<(), StoreError> {
-        self.query::<()>(redis::cmd("DEL").arg(key)).await
+        self.query_urgent::<()>(redis::cmd("DEL").arg(key)).await
     }
 
     /// Deletes every key matching the glob `pattern` (and accepted by `keep`), on every master.
@@ -176,7 +177,7 @@ impl Redis {
         pattern: &str,
         keep: impl Fn(&str) -> bool,
     ) -> Result<usize, StoreError> {
-        let nodes: Vec<Option<String>> = match self.connection().await? {
+        let nodes: Vec<Option<String>> = match self.connection(true).await? {
             Conn::Single(_) => vec![None],
             Conn::Cluster(_) => self.masters().await?.into_iter().map(Some).collect(),
         };
@@ -192,7 +193,7 @@ impl Redis {
                     .arg("COUNT")
                     .arg(1000);
                 let (next, keys): (u64, Vec<String>) =
-                    self.query_at(node.as_deref(), &scan).await?;
+                    self.query_at(node.as_deref(), &scan, true).await?;
                 let keys: Vec<String> = keys.into_iter().filter(|k| keep(k)).collect();
                 if !keys.is_empty() {
                     if cluster {
@@ -203,7 +204,8 @@ impl Redis {
                             result?;
                         }
                     } else {
-                        self.query::<()>(redis::cmd("UNLINK").arg(&keys)).await?;
+                        self.query_urgent::<()>(redis::cmd("UNLINK").arg(&keys))
+                            .await?;
                     }
                     deleted += keys.len();
                 }
@@ -224,27 +226,40 @@ impl Redis {
         Ok(nodes
             .lines()
             .filter(|line| {
-                line.split(' ')
-                    .nth(2)
-                    .is_some_and(|flags| flags.split(',').any(|f| f == "master"))
-                    && !line.contains("fail")
+                // Flags such as `master`, `myself,master`, `master,fail?`: a master suspected
+                // of failing may still hold keys; only one marked `fail` is skipped.
+                line.split(' ').nth(2).is_some_and(|flags| {
+                    flags.split(',').any(|f| f == "master")
+                        && !flags.split(',').any(|f| f == "fail")
+                })
             })
             .filter_map(|line| line.split(' ').nth(1))
             .map(|addr| addr.split(['@', ',']).next().unwrap_or(addr).to_owned())
             .collect())
     }
 
-    /// Runs `cmd`, bounded by the timeout; a connection failure opens the breaker.
+    /// Runs `cmd`, bounded by the timeout; a connection failure opens the breaker, and while it
+    /// is open the command is not sent.
     pub async fn query<T: FromRedisValue>(&'static self, cmd: &Cmd) -> Result<T, StoreError> {
-        self.query_at(None, cmd).await
+        self.query_at(None, cmd, false).await
+    }
+
+    /// [`Redis::query`] for what must not be skipped (invalidations): sent even while the
+    /// breaker is open, and still bounded by the timeout.
+    pub async fn query_urgent<T: FromRedisValue>(
+        &'static self,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        self.query_at(None, cmd, true).await
     }
 
     async fn query_at<T: FromRedisValue>(
         &'static self,
         node: Option<&str>,
         cmd: &Cmd,
+        urgent: bool,
     ) -> Result<T, StoreError> {
-        let conn = self.connection().await?;
+        let conn = self.connection(urgent).await?;
         let sent = async {
             match (conn, node) {
                 (Conn::Single(mut c), _) => cmd.query_async::<T>(&mut c).await,
@@ -299,8 +314,8 @@ impl Redis {
             .clone()
     }
 
-    async fn connection(&'static self) -> Result<Conn, StoreError> {
-        if !self.available() {
+    async fn connection(&'static self, urgent: bool) -> Result<Conn, StoreError> {
+        if matches!(self.target, Target::Off) || (!urgent && !self.available()) {
             return Err(StoreError::Unavailable);
         }
         if let Some(conn) = self.current() {
@@ -336,7 +351,7 @@ impl Redis {
                         // Connect now, here, so the connection's task lives on this runtime.
                         let ping = redis::cmd("PING");
                         let answered = tokio::time::timeout(
-                            self.timeout * 4,
+                            self.timeout.saturating_mul(4),
                             ping.query_async::<String>(&mut manager),
                         )
                         .await;
@@ -354,7 +369,12 @@ impl Redis {
                 }
             }
             Target::Cluster(client) => {
-                match tokio::time::timeout(self.timeout * 4, client.get_async_connection()).await {
+                match tokio::time::timeout(
+                    self.timeout.saturating_mul(4),
+                    client.get_async_connection(),
+                )
+                .await
+                {
                     Ok(Ok(conn)) => Some(Conn::Cluster(conn)),
                     _ => {
                         self.trip();
