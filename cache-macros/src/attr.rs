@@ -44,6 +44,7 @@ pub(crate) struct CachedArgs {
     pub(crate) format_span: Option<Span>,
     pub(crate) key: Option<LitStr>,
     pub(crate) capacity_span: Option<Span>,
+    pub(crate) version_span: Option<Span>,
     /// Milliseconds, and where it was written.
     pub(crate) l1_ttl: Option<(u64, Span)>,
 }
@@ -136,7 +137,10 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
                 if let Some(lit) = value(&meta, errors) {
                     match &lit {
                         Lit::Int(int) => match int.base10_parse::<u32>() {
-                            Ok(v) => out.version = v,
+                            Ok(v) => {
+                                out.version = v;
+                                out.version_span = Some(int.span());
+                            }
                             Err(_) => {
                                 errors.at(int.span(), "`version` is a number from 0 to 4294967295")
                             }

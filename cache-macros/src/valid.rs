@@ -193,6 +193,12 @@ fn check_store(args: &CachedArgs, errors: &mut Errors) {
             }
         }
     }
+    if let (Some(span), Some(_)) = (args.version_span, &args.key) {
+        errors.at(
+            span,
+            "with `key = \"…\"` the Redis key is exactly the template, so `version` would change nothing: put the version in the template, as in `key = \"user:v2:{id}\"`",
+        );
+    }
     match (args.store, args.l1_ttl, args.ttl) {
         (Store::Tiered, Some((l1, span)), Some(ttl)) if l1 > ttl => errors.at(
             span,

@@ -49,7 +49,7 @@ async fn tiered(id: u64, tag: String) -> Result<Vec<u64>, DbError> {
     Ok(vec![id, tag.len() as u64])
 }
 
-#[cached(ttl = "1m", store = "tiered", key = "profile:{id}", name = "profiles", version = 3)]
+#[cached(ttl = "1m", store = "tiered", key = "profile:v3:{id}", name = "profiles")]
 async fn profile(id: u64) -> Option<User> {
     let _ = id;
     None
