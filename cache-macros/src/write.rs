@@ -217,9 +217,14 @@ fn generate(kind: Write, func: &ItemFn, targets: &[Target], before: bool) -> Tok
             } else {
                 quote!(true)
             };
+            // In a task of its own: a caller that drops the mutator's future once the body has
+            // written must not leave the caches stale.
             quote! {
                 if #when {
-                    #(#invalidate_all)*
+                    ::cachette::__private::settle(async move {
+                        #(#invalidate_all)*
+                    })
+                    .await;
                 }
             }
         }
@@ -229,7 +234,13 @@ fn generate(kind: Write, func: &ItemFn, targets: &[Target], before: bool) -> Tok
                 return quote!(#func);
             };
             // Spanned at the user's target, so a value of the wrong type is reported there.
-            let put = quote_spanned!(*span=> #name.put(__cachette_value).await;);
+            let put = quote_spanned!(*span=>
+                let __cachette_value = ::core::clone::Clone::clone(__cachette_value);
+                ::cachette::__private::settle(async move {
+                    #name.put(&__cachette_value).await;
+                })
+                .await;
+            );
             if is_result {
                 quote! {
                     if let ::core::result::Result::Ok(__cachette_value) = &#ret {

@@ -413,6 +413,22 @@ where
     }
 }
 
+/// Runs a write path's cache updates to the end even if the caller stops waiting: in a task of
+/// its own when a tokio runtime is at hand, awaited here either way. A mutator whose future is
+/// dropped after its body wrote must not leave the caches stale.
+pub async fn settle<F>(work: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            // A panic in the task has been logged by the runtime; the mutator's result stands.
+            let _ = runtime.spawn(work).await;
+        }
+        Err(_) => work.await,
+    }
+}
+
 /// Compiles only for a type a cache can hold: generated code calls it, spanned at the return
 /// type, so that a value that is not `Clone + Send + Sync + 'static` is reported there.
 pub const fn assert_value<V: Clone + Send + Sync + 'static>() {}

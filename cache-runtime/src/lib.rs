@@ -13,7 +13,7 @@ pub mod stats;
 pub mod store;
 pub mod template;
 
-pub use cached_fn::{assert_value, CachedFn, CallKey, Key, Spec, StoreKind, Target};
+pub use cached_fn::{assert_value, settle, CachedFn, CallKey, Key, Spec, StoreKind, Target};
 pub use clock::{Clock, ManualClock};
 pub use codec::{Codec, Format};
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
