@@ -45,18 +45,37 @@ async fn until_cached(id: u64) -> Duration {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_survive_redis_going_away_and_the_cache_comes_back() {
+/// The same story on both kinds of runtime: a multi-thread one (commands go through the
+/// connection on cachette's io thread) and current-thread ones (each drives a connection of its
+/// own), including a current-thread runtime replaced by another on the same thread.
+#[test]
+fn calls_survive_redis_going_away_and_the_cache_comes_back() {
     let mut server = RedisServer::start();
     cachette::Config::builder()
         .redis_url(server.url())
         .redis_timeout(TIMEOUT)
         .install()
         .unwrap();
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    multi.block_on(scenario(&mut server, 0));
+    drop(multi);
+    for round in 1..=2 {
+        let current = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        current.block_on(scenario(&mut server, round * 1_000));
+    }
+}
 
+async fn scenario(server: &mut RedisServer, base: u64) {
     // Absent at start.
     server.kill();
-    for id in 0..5 {
+    for id in base..base + 5 {
         let started = Instant::now();
         assert!(call(id).await, "nothing to hit: the body runs");
         assert!(
@@ -69,16 +88,16 @@ async fn calls_survive_redis_going_away_and_the_cache_comes_back() {
 
     // Comes up: used without a restart of this process.
     server.restart();
-    let took = until_cached(100).await;
+    let took = until_cached(base + 100).await;
     println!("cache used again {took:?} after Redis came up");
-    assert!(!call(100).await, "a hit");
+    assert!(!call(base + 100).await, "a hit");
 
     // Killed mid-run: calls go on, uncached.
     server.kill();
     let errors_before = lookup_stats().store_errors;
     for _ in 0..5 {
         let started = Instant::now();
-        assert!(call(100).await, "no cache: the body runs every time");
+        assert!(call(base + 100).await, "no cache: the body runs every time");
         assert!(
             started.elapsed() < TIMEOUT * 5 + BODY,
             "{:?}",
@@ -89,7 +108,7 @@ async fn calls_survive_redis_going_away_and_the_cache_comes_back() {
 
     // Back again.
     server.restart();
-    until_cached(200).await;
+    until_cached(base + 200).await;
 
     // Frozen: the connection stays open but nothing answers. Each call is bounded by the
     // timeout plus the body (with slack for a loaded machine), never by Redis.
@@ -97,7 +116,7 @@ async fn calls_survive_redis_going_away_and_the_cache_comes_back() {
     let mut slowest = Duration::ZERO;
     for i in 0..10 {
         let started = Instant::now();
-        call(300 + i).await;
+        call(base + 300 + i).await;
         slowest = slowest.max(started.elapsed());
     }
     server.thaw();
@@ -107,5 +126,5 @@ async fn calls_survive_redis_going_away_and_the_cache_comes_back() {
         "{slowest:?}"
     );
 
-    until_cached(400).await;
+    until_cached(base + 400).await;
 }

@@ -259,6 +259,23 @@ impl Redis {
         cmd: &Cmd,
         urgent: bool,
     ) -> Result<T, StoreError> {
+        if node.is_none() && (urgent || self.available()) {
+            if let Some(mut local) = self.local() {
+                match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut local)).await {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(_)) => {
+                        // Maybe the runtime that drove it is gone: forget it, and try the
+                        // shared connection (which decides about the breaker).
+                        forget_local();
+                    }
+                    Err(_) => {
+                        forget_local();
+                        self.trip();
+                        return Err(StoreError::Timeout);
+                    }
+                }
+            }
+        }
         let conn = self.connection(urgent).await?;
         let sent = async {
             match (conn, node) {
@@ -307,6 +324,41 @@ impl Redis {
         self.open_until.fetch_max(until, Ordering::Relaxed);
     }
 
+    /// On a current-thread runtime, a connection of that runtime's own (made on first use on
+    /// this thread): the shared one is driven on cachette's io thread, and on a current-thread
+    /// runtime the hop to it and back costs more than the round trip to Redis itself. Multi-
+    /// thread runtimes hop between workers anyway and use the shared connection.
+    fn local(&'static self) -> Option<ConnectionManager> {
+        let Target::Single(client) = &self.target else {
+            return None;
+        };
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread
+            || ON_IO_THREAD.with(std::cell::Cell::get)
+        {
+            return None;
+        }
+        LOCAL.with(|local| {
+            let mut local = local.borrow_mut();
+            if local.is_none() {
+                *local =
+                    ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config())
+                        .ok();
+            }
+            local.clone()
+        })
+    }
+
+    /// The settings of a single-server connection: no response timeout of its own, since every
+    /// command is bounded by ours.
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(1)
+            .set_max_delay(RETRY_AFTER)
+    }
+
     fn current(&self) -> Option<Conn> {
         self.conn
             .read()
@@ -340,13 +392,8 @@ impl Redis {
         let made = match &self.target {
             Target::Off => None,
             Target::Single(client) => {
-                // No response timeout of its own: every command is bounded by ours.
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(None)
-                    .set_number_of_retries(1)
-                    .set_max_delay(RETRY_AFTER);
-                match ConnectionManager::new_lazy_with_config(client.clone(), config) {
+                match ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config())
+                {
                     Ok(mut manager) => {
                         // Connect now, here, so the connection's task lives on this runtime.
                         let ping = redis::cmd("PING");
@@ -410,6 +457,18 @@ impl Redis {
     }
 }
 
+thread_local! {
+    /// The connection of the current-thread runtime on this thread (see [`Redis::local`]).
+    static LOCAL: std::cell::RefCell<Option<ConnectionManager>> =
+        const { std::cell::RefCell::new(None) };
+    /// Set on cachette's io thread, which uses the shared connection it drives.
+    static ON_IO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn forget_local() {
+    LOCAL.with(|local| local.borrow_mut().take());
+}
+
 /// The runtime that drives Redis connections: one thread, started on first use, for the life
 /// of the process.
 pub fn io_runtime() -> &'static tokio::runtime::Handle {
@@ -419,6 +478,7 @@ pub fn io_runtime() -> &'static tokio::runtime::Handle {
         let spawned = std::thread::Builder::new()
             .name("cachette-io".into())
             .spawn(move || {
+                ON_IO_THREAD.with(|on| on.set(true));
                 match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
