@@ -102,7 +102,7 @@ struct State<V> {
 
 enum Backend<V> {
     Memory(MemoryStore<V>),
-    Redis(RedisBackend<V>),
+    Redis(Box<RedisOnly<V>>),
     Tiered(Box<Tiered<V>>),
 }
 
@@ -124,8 +124,14 @@ struct RedisBackend<V> {
     /// `{prefix}:`, before a template's name.
     name_prefix: String,
     template: Option<&'static [&'static str]>,
+}
+
+/// `store = "redis"`: Redis alone. (The tiered store voids racing fills with its memory tier's
+/// generations instead.)
+struct RedisOnly<V> {
+    shared: RedisBackend<V>,
     /// Bumped by invalidations, so a fill that raced one is undone (see [`State::fill`]).
-    generations: Box<Generations>,
+    generations: Generations,
 }
 
 /// One load in progress: waiters watch it until it is done or has failed.
@@ -215,7 +221,7 @@ where
         };
         let hit = match &state.backend {
             Backend::Memory(memory) => memory.get(key.digest),
-            Backend::Redis(redis) => Box::pin(state.redis_get(redis, &key)).await,
+            Backend::Redis(only) => Box::pin(state.redis_get(&only.shared, &key)).await,
             Backend::Tiered(tiered) => Box::pin(state.tiered_get(tiered, &key)).await,
         };
         if let Some(value) = hit {
@@ -254,8 +260,9 @@ where
             Backend::Memory(memory) => {
                 memory.remove(key.digest);
             }
-            Backend::Redis(redis) => {
-                redis.generations.bump(key.digest);
+            Backend::Redis(only) => {
+                let redis = &only.shared;
+                only.generations.bump(key.digest);
                 let name = redis.redis_key(key);
                 if let Err(err) = redis.redis.delete(&name).await {
                     state.store_error(redis.redis, "DEL", &err);
@@ -286,9 +293,9 @@ where
                 let generation = memory.generation(key.digest);
                 memory.insert(key.digest, value.clone(), self.spec.ttl, generation);
             }
-            Backend::Redis(redis) => {
-                redis.generations.bump(key.digest);
-                let generation = redis.generations.read(key.digest);
+            Backend::Redis(only) => {
+                only.generations.bump(key.digest);
+                let generation = only.generations.read(key.digest);
                 state.fill(key, value, self.spec.ttl, generation).await;
             }
             Backend::Tiered(tiered) => {
@@ -307,8 +314,9 @@ where
         state.flights.clear();
         match &state.backend {
             Backend::Memory(memory) => memory.clear(),
-            Backend::Redis(redis) => {
-                redis.generations.bump_all();
+            Backend::Redis(only) => {
+                let redis = &only.shared;
+                only.generations.bump_all();
                 let pattern = redis.pattern();
                 let deleted = redis
                     .redis
@@ -379,11 +387,13 @@ where
                     ),
                     name_prefix: format!("{}:", redis.prefix()),
                     template: self.spec.key_template,
-                    generations: Box::default(),
                 }
             };
             let backend = match (self.spec.store, self.codec) {
-                (StoreKind::Redis, Some(codec)) => Backend::Redis(shared(codec)),
+                (StoreKind::Redis, Some(codec)) => Backend::Redis(Box::new(RedisOnly {
+                    shared: shared(codec),
+                    generations: Generations::default(),
+                })),
                 (StoreKind::Tiered, Some(codec)) => {
                     let ttl = self.spec.ttl.unwrap_or(DEFAULT_L1_TTL);
                     Backend::Tiered(Box::new(Tiered {
@@ -590,7 +600,7 @@ where
     fn generation(&self, key: &Key) -> u64 {
         match &self.backend {
             Backend::Memory(memory) => memory.generation(key.digest),
-            Backend::Redis(redis) => redis.generations.read(key.digest),
+            Backend::Redis(only) => only.generations.read(key.digest),
             Backend::Tiered(tiered) => tiered.l1.generation(key.digest),
         }
     }
@@ -605,8 +615,9 @@ where
             Backend::Memory(memory) => {
                 memory.insert(key.digest, value.clone(), ttl, generation);
             }
-            Backend::Redis(redis) => {
-                let current = || redis.generations.read(key.digest) == generation;
+            Backend::Redis(only) => {
+                let redis = &only.shared;
+                let current = || only.generations.read(key.digest) == generation;
                 self.redis_fill(redis, key, value, current).await;
             }
             Backend::Tiered(tiered) => {
@@ -954,8 +965,7 @@ where
                 return;
             };
             Counters::bump(&self.counters.remote_invalidations);
-            self.flights.clear();
-            tiered.l1.clear();
+            bus::Subscriber::clear(self);
             let recent: Vec<u128> = tiered.recent_sets.iter().map(|e| *e.key()).collect();
             for digest in recent {
                 if let Some(name) = tiered.wrote_lately(digest) {
