@@ -231,7 +231,7 @@ pub use cache_runtime::{stats, Config, ConfigBuilder, ConfigError, ConfigErrorKi
 #[doc(hidden)]
 pub mod __private {
     pub use cache_runtime::{
-        assert_value, settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Spec,
+        assert_value, settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, Spec,
         StoreKind, Target,
     };
 }

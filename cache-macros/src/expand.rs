@@ -121,11 +121,20 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         }
     };
     let key_of_values = quote!(#keyof_call(#(&#key_idents),*));
+    let hit = quote_spanned!(Span::mixed_site()=> __cachette_hit);
     let call = match plan.mode {
-        Mode::Result | Mode::Option => {
-            quote!(#cached_fn.get_or_load(#key, move || #call_uncached).await)
-        }
-        Mode::Always => quote!(#cached_fn.get_or_load_always(#key, move || #call_uncached).await),
+        Mode::Result | Mode::Option => quote! {
+            if let ::core::option::Option::Some(#hit) = #cached_fn.lookup(&#key) {
+                return ::cachette::__private::Outcome::from_cached(#hit);
+            }
+            #cached_fn.get_or_load(#key, move || #call_uncached).await
+        },
+        Mode::Always => quote! {
+            if let ::core::option::Option::Some(#hit) = #cached_fn.lookup(&#key) {
+                return #hit;
+            }
+            #cached_fn.get_or_load_always(#key, move || #call_uncached).await
+        },
     };
 
     // The declared signature, without `mut` and attributes on parameters (they stay on the body's fn).

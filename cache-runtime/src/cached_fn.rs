@@ -198,12 +198,36 @@ where
         })
     }
 
-    /// The cache-aside call for functions returning `Result` or `Option`: a hit returns the
-    /// stored value; a miss runs `load()` once per key in this process and stores what
-    /// [`Outcome::cacheable`] picks out.
+    /// The first half of a call, run before any future is built: the value held in memory
+    /// under `key` (the memory store, or a tiered store's memory tier while its bus is live),
+    /// counted as a hit. On `None`, the call goes on with [`CachedFn::get_or_load`].
+    ///
+    /// It is synchronous so that a memory hit returns straight from the caller's `async fn`,
+    /// with the key still in registers, and never pays for moving the miss path's future.
+    #[inline]
+    pub fn lookup(&'static self, key: &CallKey) -> Option<V> {
+        let state = self.state();
+        let key = key.as_ref().ok()?;
+        let value = match &state.backend {
+            Backend::Memory(memory) => memory.get(key.digest)?,
+            Backend::Tiered(tiered) if Bus::global().live() => {
+                let value = tiered.l1.get(key.digest)?;
+                state.counters.l1_hits.bump();
+                value
+            }
+            Backend::Redis(_) | Backend::Tiered(_) => return None,
+        };
+        state.hit(key);
+        Some(value)
+    }
+
+    /// The rest of a call for functions returning `Result` or `Option`, after
+    /// [`CachedFn::lookup`] found nothing in memory: Redis, for the stores that have it, then
+    /// `load()`, run once per key in this process, storing what [`Outcome::cacheable`] picks
+    /// out.
     ///
     /// `load` builds the body's future only on a miss, and the miss path is boxed, so the
-    /// future of a hit stays small (it is moved on every call).
+    /// future stays small (it is moved on every call).
     pub async fn get_or_load<O, F, Fut>(&'static self, key: CallKey, load: F) -> O
     where
         O: Outcome<Value = V>,
@@ -220,13 +244,12 @@ where
             }
         };
         let hit = match &state.backend {
-            Backend::Memory(memory) => memory.get(key.digest),
+            Backend::Memory(_) => None,
             Backend::Redis(only) => Box::pin(state.redis_get(&only.shared, &key)).await,
             Backend::Tiered(tiered) => Box::pin(state.tiered_get(tiered, &key)).await,
         };
         if let Some(value) = hit {
-            Counters::bump(&state.counters.hits);
-            tracing::debug!(namespace = %state.namespace, key = %format_args!("{:032x}", key.digest), "cachette: hit");
+            state.hit(&key);
             return O::from_cached(value);
         }
         Counters::bump(&state.counters.misses);
@@ -486,7 +509,7 @@ where
             Backend::Redis(_) => (0, 0, 0),
         };
         Stats {
-            hits: Counters::read(&c.hits),
+            hits: c.hits.read(),
             misses: Counters::read(&c.misses),
             loads: Counters::read(&c.loads),
             load_errors: Counters::read(&c.load_errors),
@@ -497,7 +520,7 @@ where
             store_errors: Counters::read(&c.store_errors),
             decode_errors: Counters::read(&c.decode_errors),
             oversize: Counters::read(&c.oversize),
-            l1_hits: Counters::read(&c.l1_hits),
+            l1_hits: c.l1_hits.read(),
             remote_invalidations: Counters::read(&c.remote_invalidations),
         }
     }
@@ -683,17 +706,18 @@ where
         true
     }
 
-    /// A tiered lookup: L1 while the bus is live, then Redis, filling L1 unless an
-    /// invalidation of the key arrived meanwhile.
+    /// Counts a hit and traces it.
+    #[inline]
+    fn hit(&self, key: &Key) {
+        self.counters.hits.bump();
+        tracing::debug!(namespace = %self.namespace, key = %format_args!("{:032x}", key.digest), "cachette: hit");
+    }
+
+    /// A tiered lookup past L1 (which [`CachedFn::lookup`] read): Redis, filling L1 unless an
+    /// invalidation of the key arrived meanwhile or the bus is down.
     async fn tiered_get(&self, tiered: &Tiered<V>, key: &Key) -> Option<V> {
         let bus = Bus::global();
         let live = bus.live();
-        if live {
-            if let Some(value) = tiered.l1.get(key.digest) {
-                Counters::bump(&self.counters.l1_hits);
-                return Some(value);
-            }
-        }
         let generation = tiered.l1.generation(key.digest);
         let value = self.redis_get(&tiered.shared, key).await?;
         if live && bus.live() {

@@ -51,7 +51,7 @@ impl Stats {
 /// The live counters behind [`Stats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
+    pub(crate) hits: HotCounter,
     pub(crate) misses: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
@@ -59,7 +59,7 @@ pub(crate) struct Counters {
     pub(crate) store_errors: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
     pub(crate) oversize: AtomicU64,
-    pub(crate) l1_hits: AtomicU64,
+    pub(crate) l1_hits: HotCounter,
     pub(crate) remote_invalidations: AtomicU64,
 }
 
@@ -71,6 +71,41 @@ impl Counters {
 
     pub(crate) fn read(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A counter bumped on the hit path: one cell per thread, summed when read.
+///
+/// A shared atomic add is a locked instruction (about 11 ns on the machines this was measured
+/// on, a tenth of a hit) and makes the counter's cache line travel between cores that hit the
+/// same function. Here each thread only writes its own cell, so a bump is a plain load and store.
+/// Cells outlive their threads: `thread_local` hands a finished thread's cell, count and all, to
+/// the next thread that takes its id, so no count is ever lost.
+#[derive(Debug, Default)]
+pub(crate) struct HotCounter(thread_local::ThreadLocal<Cell>);
+
+/// One thread's share of a [`HotCounter`], alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Cell(AtomicU64);
+
+impl HotCounter {
+    /// Adds one. Only the calling thread writes its cell, so a load then a store cannot lose
+    /// a count; readers on other threads see each cell's latest value.
+    #[inline]
+    pub(crate) fn bump(&self) {
+        let cell = &self.0.get_or_default().0;
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The sum over every thread.
+    pub(crate) fn read(&self) -> u64 {
+        self.0.iter().fold(0, |sum, cell| {
+            sum.wrapping_add(cell.0.load(Ordering::Relaxed))
+        })
     }
 }
 
@@ -108,4 +143,31 @@ pub fn all() -> Vec<(String, Stats)> {
 /// 0 before any tiered function was used, then one more after each lost connection.
 pub fn bus_subscriptions() -> u64 {
     crate::bus::Bus::global().subscriptions()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HotCounter;
+
+    #[test]
+    fn a_hot_counter_loses_no_count_across_threads_that_come_and_go() {
+        let counter = HotCounter::default();
+        // Three waves of eight threads: later waves reuse the ids (and cells) of finished ones.
+        for wave in 0..3u64 {
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| {
+                        for _ in 0..10_000 {
+                            counter.bump();
+                        }
+                    });
+                }
+                // Read while the wave runs: never more than what was bumped.
+                assert!(counter.read() <= (wave + 1) * 80_000);
+            });
+            assert_eq!(counter.read(), (wave + 1) * 80_000);
+        }
+        counter.bump();
+        assert_eq!(counter.read(), 240_001);
+    }
 }
