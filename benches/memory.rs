@@ -5,6 +5,11 @@
 //!   `cached` crate's async proc macro. `hit/cachette_no_ttl` is an extra: the same call
 //!   without a ttl, which shows what reading the clock costs; `hit/dashmap_raw_async` is the
 //!   bare lookup in an `async fn` awaited by the same harness as the async caches.
+//! * The same comparison hand-timed and interleaved (after the criterion groups): every variant
+//!   runs a block of calls per round, in an order that rotates, and the ratios the targets are
+//!   about are taken round by round, with their quartiles. On a shared machine this is the
+//!   steadier figure; criterion's estimates of two variants measured minutes apart can differ
+//!   by a third from background load alone.
 //! * The Zipf report (not timed): the hit ratio of a 10 000-entry cache on a Zipf(1.0) trace of
 //!   1 000 000 requests over 100 000 keys, for cachette and for moka, printed once before the
 //!   timed benchmarks.
@@ -14,6 +19,9 @@
 //! `--profile-time` it is skipped, so that a profile shows only the benchmark asked for; set
 //! `CACHETTE_BENCH_SKIP_ZIPF=1` to skip it when running a filtered subset of the timed benchmarks.
 
+#[path = "support/interleave.rs"]
+mod interleave;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,6 +29,8 @@ use std::time::Duration;
 use criterion::Criterion;
 use dashmap::DashMap;
 use tokio::runtime::Runtime;
+
+use interleave::{block, block_sync, interleaved, median, ratio_line, Block};
 
 /// The value every cache in the `hit` group holds: a 100-byte string.
 fn value(id: u64) -> String {
@@ -109,6 +119,51 @@ fn hit(c: &mut Criterion) {
     });
 
     group.finish();
+}
+
+/// The `hit` comparison again, hand-timed and interleaved (see `interleave`): the ratios the
+/// targets are about, taken round by round so that the machine's background load falls on
+/// every variant alike.
+fn hit_interleaved(calls: usize, rounds: usize) {
+    let rt = runtime();
+    let map: DashMap<u64, String> = DashMap::new();
+    map.insert(WARM, value(WARM));
+    let moka: moka::future::Cache<u64, String> = moka::future::Cache::new(10_000);
+    rt.block_on(async {
+        hit_cachette(WARM).await;
+        hit_cached_crate(WARM).await;
+        moka.insert(WARM, value(WARM)).await;
+        moka.run_pending_tasks().await;
+    });
+    let variants: Vec<(&str, Block<'_>)> = vec![
+        ("cachette", block(&rt, || hit_cachette(black_box(WARM)))),
+        (
+            "dashmap_raw",
+            block_sync(|| map.get(&black_box(WARM)).map(|v| v.clone())),
+        ),
+        (
+            "dashmap_raw_async",
+            block(&rt, || dashmap_get(&map, black_box(WARM))),
+        ),
+        ("moka", block(&rt, || moka.get(&WARM))),
+        (
+            "cached_crate",
+            block(&rt, || hit_cached_crate(black_box(WARM))),
+        ),
+    ];
+    let ns = interleaved(&variants, calls, rounds);
+    println!(
+        "-- hit, hand-timed and interleaved: {rounds} rounds of {calls} calls per variant; \
+         per variant the median ns per call, per ratio the median [quartiles] of the per-round ratios"
+    );
+    for ((name, _), samples) in variants.iter().zip(&ns) {
+        println!("{name:<20} {:>8.1} ns", median(samples.clone()));
+    }
+    ratio_line("cachette / dashmap_raw (target <= 1.5)", &ns[0], &ns[1]);
+    ratio_line("cachette / dashmap_raw_async", &ns[0], &ns[2]);
+    ratio_line("cachette / moka (target < 1)", &ns[0], &ns[3]);
+    ratio_line("cachette / cached_crate (target < 1)", &ns[0], &ns[4]);
+    assert_eq!(hit_cachette_stats().loads, 1, "every measured call hit");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,4 +301,12 @@ fn main() {
     }
     benches();
     Criterion::default().configure_from_args().final_summary();
+    if has("--list") || has("--profile-time") {
+        return;
+    }
+    if has("--bench") {
+        hit_interleaved(100_000, 31);
+    } else {
+        hit_interleaved(100, 3);
+    }
 }

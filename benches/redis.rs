@@ -30,6 +30,8 @@
 //! Run with `cargo bench --bench redis`. Under `cargo test` (no `--bench` flag) everything runs
 //! once as a smoke test, with tiny counts.
 
+#[path = "support/interleave.rs"]
+mod interleave;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -44,6 +46,7 @@ use criterion::Criterion;
 use redis::aio::ConnectionManager;
 use tokio::runtime::Runtime;
 
+use interleave::{block, interleaved, median, ratio_line, Block};
 use support::RedisServer;
 
 /// The prefix of every key cachette writes in this bench.
@@ -191,63 +194,6 @@ fn single_task(c: &mut Criterion, ct: &Runtime, conns: &Conns, key: &str) {
 
 // ---------------------------------------------------------------------------------------------
 // Single task, interleaved (hand-timed)
-
-/// Times `n` sequential calls of one variant from `block_on`.
-type Block<'a> = Box<dyn Fn(usize) -> Duration + 'a>;
-
-fn block<'a, F, Fut>(rt: &'a Runtime, op: F) -> Block<'a>
-where
-    F: Fn() -> Fut + 'a,
-    Fut: Future<Output = String>,
-{
-    Box::new(move |n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                black_box(op().await);
-            }
-            start.elapsed()
-        })
-    })
-}
-
-/// Runs `rounds` rounds of one block of `calls` calls per variant, in a rotating order, so that
-/// the machine's background load falls on every variant alike. Returns, per variant, the ns per
-/// call of each round.
-fn interleaved(variants: &[(&str, Block<'_>)], calls: usize, rounds: usize) -> Vec<Vec<f64>> {
-    for (_, run) in variants {
-        run(calls);
-    }
-    let mut samples = vec![Vec::with_capacity(rounds); variants.len()];
-    for round in 0..rounds {
-        for i in 0..variants.len() {
-            let v = (round + i) % variants.len();
-            let elapsed = variants[v].1(calls);
-            samples[v].push(elapsed.as_nanos() as f64 / calls as f64);
-        }
-    }
-    samples
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// The median and the quartiles over rounds of `a[round] / b[round]`.
-fn ratio_spread(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
-    let mut r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
-    r.sort_by(f64::total_cmp);
-    let at = |q: usize| r[(r.len() - 1) * q / 4];
-    (at(2), at(1), at(3))
-}
-
-/// Prints the median and quartiles of the per-round ratios `a / b`; returns the median.
-fn ratio_line(label: &str, a: &[f64], b: &[f64]) -> f64 {
-    let (r, low, high) = ratio_spread(a, b);
-    println!("ratio {label:<50} {r:.3} [{low:.3}..{high:.3}]");
-    r
-}
 
 // ---------------------------------------------------------------------------------------------
 // 64 tasks (hand-timed)

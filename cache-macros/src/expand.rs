@@ -326,6 +326,7 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         #[doc(hidden)]
         #(#shared)*
         #[allow(dead_code)]
+        #[inline]
         #vis fn #keyof <#(#lifetimes),*> (#(#key_ref_params),*) -> ::cachette::__private::CallKey {
             #key_expr
         }

@@ -204,18 +204,14 @@ where
     ///
     /// It is synchronous so that a memory hit returns straight from the caller's `async fn`,
     /// with the key still in registers, and never pays for moving the miss path's future.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&'static self, key: &CallKey) -> Option<V> {
         let state = self.state();
         let key = key.as_ref().ok()?;
         let value = match &state.backend {
             Backend::Memory(memory) => memory.get(key.digest)?,
-            Backend::Tiered(tiered) if Bus::global().live() => {
-                let value = tiered.l1.get(key.digest)?;
-                state.counters.l1_hits.bump();
-                value
-            }
-            Backend::Redis(_) | Backend::Tiered(_) => return None,
+            Backend::Redis(_) => return None,
+            Backend::Tiered(tiered) => state.l1_get(tiered, key)?,
         };
         state.hit(key);
         Some(value)
@@ -706,8 +702,18 @@ where
         true
     }
 
+    /// A tiered store's memory tier, while the bus is live (a hit counted as an L1 hit).
+    fn l1_get(&self, tiered: &Tiered<V>, key: &Key) -> Option<V> {
+        if !Bus::global().live() {
+            return None;
+        }
+        let value = tiered.l1.get(key.digest)?;
+        self.counters.l1_hits.bump();
+        Some(value)
+    }
+
     /// Counts a hit and traces it.
-    #[inline]
+    #[inline(always)]
     fn hit(&self, key: &Key) {
         self.counters.hits.bump();
         tracing::debug!(namespace = %self.namespace, key = %format_args!("{:032x}", key.digest), "cachette: hit");
@@ -988,7 +994,6 @@ where
             let Backend::Tiered(tiered) = &self.backend else {
                 return;
             };
-            Counters::bump(&self.counters.remote_invalidations);
             bus::Subscriber::clear(self);
             let recent: Vec<u128> = tiered.recent_sets.iter().map(|e| *e.key()).collect();
             for digest in recent {
@@ -997,6 +1002,9 @@ where
                 }
             }
             tiered.l1.clear();
+            // Counted once done, as `drop_keys` does, so that a reader of the counter knows
+            // the memory tier will not be cleared again by this message.
+            Counters::bump(&self.counters.remote_invalidations);
         })
     }
 
