@@ -45,9 +45,11 @@ async fn until_cached(id: u64) -> Duration {
     }
 }
 
-/// The same story on both kinds of runtime: a multi-thread one (commands go through the
-/// connection on cachette's io thread) and current-thread ones (each drives a connection of its
-/// own), including a current-thread runtime replaced by another on the same thread.
+/// The same story on both kinds of runtime, each driving a connection of its own: a
+/// multi-thread one, then current-thread ones, including a current-thread runtime replaced by
+/// another on the same thread. Between them, a multi-thread runtime that replaces a shut-down
+/// one finds the cache at once: the connection the first one drove went with it, and cost no
+/// call an error.
 #[test]
 fn calls_survive_redis_going_away_and_the_cache_comes_back() {
     let mut server = RedisServer::start();
@@ -63,6 +65,19 @@ fn calls_survive_redis_going_away_and_the_cache_comes_back() {
         .unwrap();
     multi.block_on(scenario(&mut server, 0));
     drop(multi);
+    let errors = lookup_stats().store_errors;
+    let next = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    next.block_on(async {
+        for _ in 0..3 {
+            assert!(!call(400).await, "a hit, on the first call already");
+        }
+    });
+    drop(next);
+    assert_eq!(lookup_stats().store_errors, errors, "no store error");
     for round in 1..=2 {
         let current = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -122,18 +122,30 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     };
     let key_of_values = quote!(#keyof_call(#(&#key_idents),*));
     let hit = quote_spanned!(Span::mixed_site()=> __cachette_hit);
+    // Functions on Redis wait on it on every call that misses memory: their entry point keeps
+    // the Redis lookup inline; the memory store's keeps it out of the function's future.
+    let (get_or_load, get_or_load_always) = match args.store {
+        Store::Memory => (
+            format_ident!("get_or_load"),
+            format_ident!("get_or_load_always"),
+        ),
+        Store::Redis | Store::Tiered => (
+            format_ident!("get_or_load_shared"),
+            format_ident!("get_or_load_shared_always"),
+        ),
+    };
     let call = match plan.mode {
         Mode::Result | Mode::Option => quote! {
             if let ::core::option::Option::Some(#hit) = #cached_fn.lookup(&#key) {
                 return ::cachette::__private::Outcome::from_cached(#hit);
             }
-            #cached_fn.get_or_load(#key, move || #call_uncached).await
+            #cached_fn.#get_or_load(#key, move || #call_uncached).await
         },
         Mode::Always => quote! {
             if let ::core::option::Option::Some(#hit) = #cached_fn.lookup(&#key) {
                 return #hit;
             }
-            #cached_fn.get_or_load_always(#key, move || #call_uncached).await
+            #cached_fn.#get_or_load_always(#key, move || #call_uncached).await
         },
     };
 
