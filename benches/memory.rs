@@ -2,9 +2,8 @@
 //!
 //! * Group `hit`: the latency of a call whose key is warm, for a `u64` argument and a ~100-byte
 //!   `String` value, against a bare `DashMap` lookup (the floor), `moka::future::Cache` and the
-//!   `cached` crate's async proc macro. `hit/cachette_no_ttl` is an extra: the same call
-//!   without a ttl, which shows what reading the clock costs; `hit/dashmap_raw_async` is the
-//!   bare lookup in an `async fn` awaited by the same harness as the async caches.
+//!   `cached` crate's async proc macro. `hit/dashmap_raw_async` is the bare lookup in an
+//!   `async fn` awaited by the same harness as the async caches.
 //! * The same comparison hand-timed and interleaved (after the criterion groups): every variant
 //!   runs a block of calls per round, in an order that rotates, and the ratios the targets are
 //!   about are taken round by round, with their quartiles. On a shared machine this is the
@@ -55,12 +54,6 @@ async fn hit_cachette(id: u64) -> String {
     value(id)
 }
 
-/// The same without a ttl: a hit does not need to read the clock.
-#[cachette::cached]
-async fn hit_cachette_no_ttl(id: u64) -> String {
-    value(id)
-}
-
 /// The `cached` crate's async memoization with an LRU of 10 000 entries.
 #[cached::proc_macro::cached(size = 10000)]
 async fn hit_cached_crate(id: u64) -> String {
@@ -83,13 +76,6 @@ fn hit(c: &mut Criterion) {
         b.to_async(&rt).iter(|| hit_cachette(black_box(WARM)));
     });
     assert_eq!(hit_cachette_stats().loads, 1, "every measured call hit");
-
-    rt.block_on(hit_cachette_no_ttl(WARM));
-    group.bench_function("cachette_no_ttl", |b| {
-        b.to_async(&rt)
-            .iter(|| hit_cachette_no_ttl(black_box(WARM)));
-    });
-    assert_eq!(hit_cachette_no_ttl_stats().loads, 1);
 
     let map: DashMap<u64, String> = DashMap::new();
     map.insert(WARM, value(WARM));
