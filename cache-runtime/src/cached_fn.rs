@@ -135,6 +135,17 @@ struct RedisOnly<V> {
     generations: Generations,
 }
 
+/// What [`State::redis_fill`] did with a value.
+enum Written {
+    /// Stored in Redis.
+    Kept,
+    /// Not sent: an invalidation already ran, Redis is unavailable, or the value could not be
+    /// stored (encoding, size cap, an error).
+    No,
+    /// Stored, then deleted again: an invalidation ran while the `SET` was on its way.
+    ThenUndone,
+}
+
 /// One load in progress: waiters watch it until it is done or has failed.
 struct Flight<V> {
     tx: watch::Sender<Landing<V>>,
@@ -714,7 +725,17 @@ where
                 // Remembered before the write is sent: a remote invalidation handled from
                 // now on deletes the key again if this write may have outlived it.
                 tiered.remember_set(key);
-                self.redis_fill(&tiered.shared, key, value, current).await;
+                if let Written::ThenUndone =
+                    self.redis_fill(&tiered.shared, key, value, current).await
+                {
+                    // Written, then undone because an invalidation ran meanwhile. Between the
+                    // two, a reader here or in another process may have read the value and put
+                    // it in its memory tier: drop it here (after the `DEL`, so a reader's fill
+                    // that began before is voided) and tell the others to drop it too.
+                    tiered.l1.remove(key.digest);
+                    self.publish(&tiered.shared, &[key.digest], false).await;
+                    return;
+                }
                 if Bus::global().live() {
                     tiered
                         .l1
@@ -725,29 +746,30 @@ where
     }
 
     /// Writes a value to Redis unless `current()` says an invalidation ran since the load
-    /// began; checks again after the write and deletes it if one ran meanwhile. Returns
-    /// whether the value was written (and kept).
+    /// began; checks again after the write and deletes it if one ran meanwhile.
     async fn redis_fill(
         &self,
         redis: &RedisBackend<V>,
         key: &Key,
         value: &V,
         current: impl Fn() -> bool,
-    ) -> bool {
-        let Some(ttl) = redis.ttl else { return false };
+    ) -> Written {
+        let Some(ttl) = redis.ttl else {
+            return Written::No;
+        };
         if !current() || !redis.redis.available() {
-            return false;
+            return Written::No;
         }
         let mut bytes = Vec::new();
         if !redis.codec.encode(value, &mut bytes) {
             Counters::bump(&self.counters.decode_errors);
             tracing::warn!(namespace = %self.namespace, format = redis.codec.format().name(), "cachette: the value cannot be encoded; not stored");
-            return false;
+            return Written::No;
         }
         if bytes.len() > redis.redis.max_value_bytes() {
             Counters::bump(&self.counters.oversize);
             tracing::debug!(namespace = %self.namespace, bytes = bytes.len(), "cachette: value over the size cap; not stored");
-            return false;
+            return Written::No;
         }
         let name = redis.redis_key(key);
         if let Err(err) = redis.redis.set(&name, &bytes, ttl).await {
@@ -761,15 +783,15 @@ where
                 });
             }
             self.store_error(redis.redis, "SET", &err);
-            return false;
+            return Written::No;
         }
         if !current() {
             if let Err(err) = redis.redis.delete(&name).await {
                 self.store_error(redis.redis, "DEL", &err);
             }
-            return false;
+            return Written::ThenUndone;
         }
-        true
+        Written::Kept
     }
 
     /// A tiered store's memory tier, while the bus is live (a hit counted as an L1 hit).
@@ -1050,6 +1072,7 @@ where
             let Backend::Tiered(tiered) = &self.backend else {
                 return;
             };
+            let mut deleted_again = Vec::new();
             for &digest in digests {
                 // Calls from now on start a load of their own rather than join one that may
                 // have read the old value.
@@ -1058,8 +1081,14 @@ where
                 if let Some(name) = tiered.wrote_lately(digest) {
                     let _ = tiered.shared.redis.delete(&name).await;
                     tiered.l1.remove(digest);
+                    deleted_again.push(digest);
                 }
                 Counters::bump(&self.counters.remote_invalidations);
+            }
+            if !deleted_again.is_empty() {
+                // Our write may have landed after the invalidation's `DEL`, and another
+                // process may have read it before ours: it drops the key again too.
+                self.publish(&tiered.shared, &deleted_again, false).await;
             }
         })
     }

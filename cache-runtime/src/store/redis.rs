@@ -8,16 +8,23 @@
 //! (redis-rs's `ConnectionManager` reconnects; a cluster connection is made again), and the
 //! cache is used again as soon as Redis answers.
 //!
-//! Which runtime drives the connection (runs its task that reads and writes the socket):
-//! * a multi-thread runtime (a service's): the first one that sends a command makes the
-//!   process's connection and drives it, for as long as it lives ([`Redis::home`]); commands
-//!   from its tasks then never leave its workers, as with a hand-held `ConnectionManager`;
-//! * a current-thread runtime: a connection of its own, made on first use on its thread;
-//! * otherwise, and for a cluster, a runtime of cachette's own on one background thread
-//!   ([`io_runtime`]), which outlives every other runtime (each `#[tokio::test]` has its own).
+//! Writes — `SET`, `DEL`, `UNLINK`, `PUBLISH` — all go through one shared connection, driven by
+//! a runtime of cachette's own on one background thread ([`io_runtime`]), which outlives every
+//! other runtime (each `#[tokio::test]` has its own). Redis runs them in the order they were
+//! sent, and the invalidation protocol relies on that: a `DEL` sent after a `SET` undoes it, a
+//! `PUBLISH` is not seen before the `DEL` it announces.
 //!
-//! A runtime-driven connection is dropped as soon as a command on it fails, and the command is
-//! sent again on the io thread's, so a runtime that shuts down never costs a call its cache.
+//! Reads (`GET`, the hit path) take the nearest connection, one driven by the caller's runtime:
+//! * on a multi-thread runtime (a service's), the first one that reads makes a connection and
+//!   drives it, for as long as it lives ([`Redis::home`]); reads from its tasks then never leave
+//!   its workers, as with a hand-held `ConnectionManager`;
+//! * on a current-thread runtime, a connection of its own, made on first use on its thread;
+//! * otherwise, and for a cluster, the shared connection.
+//!
+//! A read may overtake a write sent from another task, which no caller can tell from the two
+//! calls running in the other order: each call waits for its own replies. A runtime-driven
+//! connection is dropped as soon as a read on it fails, and the read is sent again on the
+//! shared one, so a runtime that shuts down never costs a call its cache.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -81,6 +88,16 @@ enum Driver {
 enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+}
+
+/// Which connection a command takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// The connection the caller's runtime drives, when it has one: no hop to another thread.
+    /// Only reads go this way (see the module documentation).
+    Nearest,
+    /// The process's one shared connection, on which commands run in the order they were sent.
+    Shared,
 }
 
 /// Why a command did not answer.
@@ -166,9 +183,10 @@ impl Redis {
         self.max_value_bytes
     }
 
-    /// The bytes under `key`, if any.
+    /// The bytes under `key`, if any; read the nearest way ([`Route::Nearest`]).
     pub async fn get(&'static self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.query(redis::cmd("GET").arg(key)).await
+        self.query_at(None, redis::cmd("GET").arg(key), false, Route::Nearest)
+            .await
     }
 
     /// Stores `bytes` under `key` for `ttl`, in one `SET … PX`.
@@ -217,8 +235,9 @@ impl Redis {
                     .arg(pattern)
                     .arg("COUNT")
                     .arg(1000);
-                let (next, keys): (u64, Vec<String>) =
-                    self.query_at(node.as_deref(), &scan, true).await?;
+                let (next, keys): (u64, Vec<String>) = self
+                    .query_at(node.as_deref(), &scan, true, Route::Shared)
+                    .await?;
                 let keys: Vec<String> = keys.into_iter().filter(|k| keep(k)).collect();
                 if !keys.is_empty() {
                     if cluster {
@@ -263,10 +282,10 @@ impl Redis {
             .collect())
     }
 
-    /// Runs `cmd`, bounded by the timeout; a connection failure opens the breaker, and while it
-    /// is open the command is not sent.
+    /// Runs `cmd` on the shared connection ([`Route::Shared`]), bounded by the timeout; a
+    /// connection failure opens the breaker, and while it is open the command is not sent.
     pub async fn query<T: FromRedisValue>(&'static self, cmd: &Cmd) -> Result<T, StoreError> {
-        self.query_at(None, cmd, false).await
+        self.query_at(None, cmd, false, Route::Shared).await
     }
 
     /// [`Redis::query`] for what must not be skipped (invalidations): sent even while the
@@ -275,7 +294,7 @@ impl Redis {
         &'static self,
         cmd: &Cmd,
     ) -> Result<T, StoreError> {
-        self.query_at(None, cmd, true).await
+        self.query_at(None, cmd, true, Route::Shared).await
     }
 
     async fn query_at<T: FromRedisValue>(
@@ -283,8 +302,9 @@ impl Redis {
         node: Option<&str>,
         cmd: &Cmd,
         urgent: bool,
+        route: Route,
     ) -> Result<T, StoreError> {
-        if node.is_none() && (urgent || self.available()) {
+        if node.is_none() && route == Route::Nearest && (urgent || self.available()) {
             if let Some((mut conn, driver)) = self.runtime_conn() {
                 match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
                     Ok(Ok(value)) => return Ok(value),
@@ -380,7 +400,7 @@ impl Redis {
     }
 
     /// The process's connection driven by a multi-thread runtime: the one made by the first
-    /// such runtime to send a command, while that runtime lives; else a new one, made and
+    /// such runtime to read, while that runtime lives; else a new one, made and
     /// driven by the caller's runtime. Callers on that runtime reach Redis without a hop to
     /// another thread (which cost an eighth of the throughput of 64 tasks).
     fn home(&'static self, client: &redis::Client) -> Option<ConnectionManager> {
