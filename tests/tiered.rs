@@ -347,3 +347,51 @@ async fn a_write_through_is_not_undone_by_its_own_message() {
     );
     assert_eq!(server.cli(&["GET", "tiered:tiered-user:4"]), "\"stored\"");
 }
+
+/// A message marked `echo` (sent by a process that deleted a key again because its own write
+/// may have outlived an invalidation) only drops the key from memory: it is not counted as an
+/// invalidation, and a key this process wrote lately is not deleted from Redis again, so one
+/// invalidation never sets off a round of deletes and messages between processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echo_only_drops_the_memory_copy() {
+    let (_serial, server) = setup().await;
+    rename_user(4, "kept").await.unwrap();
+    subscribed(1).await;
+    assert_eq!(
+        get_user(4).await.unwrap(),
+        "kept",
+        "written to Redis just now"
+    );
+    let entries = get_user_stats().entries;
+    assert!(entries > 0, "and to memory");
+    let counted = get_user_stats().remote_invalidations;
+    let l1_hits = get_user_stats().l1_hits;
+    // As another process would name it: the digest of the key and the function's namespace.
+    let digest = format!("{:032x}", __cachette_keyof_get_user(&4).unwrap().digest());
+    let message = format!(
+        r#"{{"ns":"{}","keys":["{digest}"],"echo":true}}"#,
+        __cachette_fn_get_user().namespace()
+    );
+    server.cli(&["PUBLISH", "tiered:invalidations", &message]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get_user_stats().entries == entries {
+        assert!(Instant::now() < deadline, "the echo never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        get_user_stats().remote_invalidations,
+        counted,
+        "an echo is not counted as an invalidation"
+    );
+    assert_eq!(
+        server.cli(&["EXISTS", "tiered:tiered-user:4"]),
+        "1",
+        "the key this process wrote lately stays in Redis"
+    );
+    assert_eq!(get_user(4).await.unwrap(), "kept");
+    assert_eq!(
+        get_user_stats().l1_hits,
+        l1_hits,
+        "read from Redis, not memory"
+    );
+}

@@ -24,8 +24,8 @@ use crate::store::redis::{io_runtime, Redis};
 /// What a process does with a message for one of its tiered functions.
 pub(crate) trait Subscriber: Sync {
     /// Drops these keys from L1 (and whatever else it takes); the message counts as delivered
-    /// once the future is done.
-    fn drop_keys<'a>(&'a self, digests: &'a [u128]) -> BoxFuture<'a>;
+    /// once the future is done. An `echo` only asks for the L1 drop (see [`Message::echo`]).
+    fn drop_keys<'a>(&'a self, digests: &'a [u128], echo: bool) -> BoxFuture<'a>;
     /// Drops every L1 entry (and whatever else it takes).
     fn drop_all(&self) -> BoxFuture<'_>;
     /// Drops every L1 entry at once, when messages may have been missed.
@@ -51,6 +51,11 @@ pub(crate) struct Message {
     /// done what they say already, and a write-through's own message must not undo it).
     #[serde(default)]
     pub(crate) from: u64,
+    /// Sent by a process that deleted keys again because its own write may have outlived an
+    /// invalidation: receivers drop them from L1 and do nothing else, so one invalidation never
+    /// sets off another round of deletes and messages.
+    #[serde(default)]
+    pub(crate) echo: bool,
 }
 
 /// This process's id on the bus: random, so that two processes never share one.
@@ -154,7 +159,7 @@ impl Bus {
                 .iter()
                 .filter_map(|k| u128::from_str_radix(k, 16).ok())
                 .collect();
-            subscriber.drop_keys(&digests).await;
+            subscriber.drop_keys(&digests, message.echo).await;
         }
     }
 
@@ -220,11 +225,12 @@ mod tests {
             keys: vec![format!("{:032x}", 7u128), format!("{:032x}", u128::MAX)],
             all: false,
             from: super::process_id(),
+            echo: true,
         };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Message>(&text).unwrap(), m);
         let all: Message = serde_json::from_str(r#"{"ns":"x","all":true}"#).unwrap();
-        assert!(all.all && all.keys.is_empty());
+        assert!(all.all && all.keys.is_empty() && !all.echo);
         assert_ne!(
             all.from,
             super::process_id(),

@@ -135,6 +135,17 @@ struct RedisOnly<V> {
     generations: Generations,
 }
 
+/// What a message on the bus says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Announce {
+    /// These keys changed: drop them, and delete again what you wrote lately.
+    Keys,
+    /// Every entry changed.
+    All,
+    /// These keys were deleted again after an invalidation: only drop them from memory.
+    Echo,
+}
+
 /// What [`State::redis_fill`] did with a value.
 enum Written {
     /// Stored in Redis.
@@ -329,7 +340,13 @@ where
                 if let Err(err) = tiered.shared.redis.delete(&name).await {
                     state.store_error(tiered.shared.redis, "DEL", &err);
                 }
-                state.publish(&tiered.shared, &[key.digest], false).await;
+                // A reader that began after the first drop may have read the old value before
+                // the `DEL` ran (reads take another connection): drop what it put in memory, or
+                // void its fill.
+                tiered.l1.remove(key.digest);
+                state
+                    .publish(&tiered.shared, &[key.digest], Announce::Keys)
+                    .await;
             }
         }
     }
@@ -357,8 +374,13 @@ where
                 tiered.l1.remove(key.digest);
                 let generation = tiered.l1.generation(key.digest);
                 state.fill(key, value, self.spec.ttl, generation).await;
+                // A reader that began after the first drop may have read the old value before
+                // the `SET` ran, and put it in memory over ours: the next read goes to Redis.
+                tiered.l1.remove(key.digest);
                 // Other processes drop their copy and read the new value from Redis.
-                state.publish(&tiered.shared, &[key.digest], false).await;
+                state
+                    .publish(&tiered.shared, &[key.digest], Announce::Keys)
+                    .await;
             }
         }
     }
@@ -391,7 +413,7 @@ where
                 if let Err(err) = deleted {
                     state.store_error(shared.redis, "clear", &err);
                 }
-                state.publish(shared, &[], true).await;
+                state.publish(shared, &[], Announce::All).await;
             }
         }
     }
@@ -733,7 +755,8 @@ where
                     // it in its memory tier: drop it here (after the `DEL`, so a reader's fill
                     // that began before is voided) and tell the others to drop it too.
                     tiered.l1.remove(key.digest);
-                    self.publish(&tiered.shared, &[key.digest], false).await;
+                    self.publish(&tiered.shared, &[key.digest], Announce::Echo)
+                        .await;
                     return;
                 }
                 if Bus::global().live() {
@@ -827,12 +850,16 @@ where
     }
 
     /// Tells the other processes to drop these keys (or every key) from their L1.
-    async fn publish(&self, shared: &RedisBackend<V>, digests: &[u128], all: bool) {
+    async fn publish(&self, shared: &RedisBackend<V>, digests: &[u128], what: Announce) {
         let message = bus::Message {
             ns: self.namespace.clone(),
-            keys: digests.iter().map(|d| format!("{d:032x}")).collect(),
-            all,
+            keys: digests
+                .iter()
+                .map(|&d| crate::key::hex(d).iter().map(|&c| char::from(c)).collect())
+                .collect(),
+            all: what == Announce::All,
             from: bus::process_id(),
+            echo: what == Announce::Echo,
         };
         if let Err(err) = Bus::global().publish(shared.redis, &message).await {
             self.store_error(shared.redis, "PUBLISH", &err);
@@ -1067,11 +1094,19 @@ where
     /// again, between two drops from L1: a fill that began before the first drop is voided by
     /// it, and one that read Redis before the second delete is voided by the second drop. A
     /// miss costs less than a stale value that stays until its ttl.
-    fn drop_keys<'a>(&'a self, digests: &'a [u128]) -> bus::BoxFuture<'a> {
+    fn drop_keys<'a>(&'a self, digests: &'a [u128], echo: bool) -> bus::BoxFuture<'a> {
         Box::pin(async move {
             let Backend::Tiered(tiered) = &self.backend else {
                 return;
             };
+            if echo {
+                // The invalidation itself came before and was counted; this only drops what
+                // may have been read in between.
+                for &digest in digests {
+                    tiered.l1.remove(digest);
+                }
+                return;
+            }
             let mut deleted_again = Vec::new();
             for &digest in digests {
                 // Calls from now on start a load of their own rather than join one that may
@@ -1088,7 +1123,8 @@ where
             if !deleted_again.is_empty() {
                 // Our write may have landed after the invalidation's `DEL`, and another
                 // process may have read it before ours: it drops the key again too.
-                self.publish(&tiered.shared, &deleted_again, false).await;
+                self.publish(&tiered.shared, &deleted_again, Announce::Echo)
+                    .await;
             }
         })
     }
@@ -1102,12 +1138,19 @@ where
             };
             bus::Subscriber::clear(self);
             let recent: Vec<u128> = tiered.recent_sets.iter().map(|e| *e.key()).collect();
+            let mut deleted_again = Vec::new();
             for digest in recent {
                 if let Some(name) = tiered.wrote_lately(digest) {
                     let _ = tiered.shared.redis.delete(&name).await;
+                    deleted_again.push(digest);
                 }
             }
             tiered.l1.clear();
+            if !deleted_again.is_empty() {
+                // As in `drop_keys`: others may have read what we deleted again.
+                self.publish(&tiered.shared, &deleted_again, Announce::Echo)
+                    .await;
+            }
             // Counted once done, as `drop_keys` does, so that a reader of the counter knows
             // the memory tier will not be cleared again by this message.
             Counters::bump(&self.counters.remote_invalidations);
