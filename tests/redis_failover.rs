@@ -85,6 +85,26 @@ fn calls_survive_redis_going_away_and_the_cache_comes_back() {
             .unwrap();
         current.block_on(scenario(&mut server, round * 1_000));
     }
+
+    // Two current-thread runtimes alive on one thread, taking turns: each reads through the
+    // connection it drives itself, never through the other's, which is idle between its turns.
+    // (2_400 is the last key cached above.)
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let errors = lookup_stats().store_errors;
+    for turn in 0..6 {
+        let runtime = if turn % 2 == 0 { &first } else { &second };
+        let started = Instant::now();
+        assert!(!runtime.block_on(call(2_400)), "a hit on turn {turn}");
+        assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
+    }
+    assert_eq!(lookup_stats().store_errors, errors, "no store error");
 }
 
 async fn scenario(server: &mut RedisServer, base: u64) {

@@ -59,7 +59,7 @@ pub enum StoreKind {
 pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(60);
 
 /// How recent a local Redis write must be for a remote invalidation of its key to delete it
-/// again (see [`State::drop_keys`]).
+/// again (see `drop_keys`).
 const RECENT_SET: Duration = Duration::from_secs(1);
 
 /// The key of one call: the digest of its key arguments, or the name a key template gave it.
@@ -221,12 +221,13 @@ where
         })
     }
 
-    /// The first half of a call, run before any future is built: the value held in memory
-    /// under `key` (the memory store, or a tiered store's memory tier while its bus is live),
-    /// counted as a hit. On `None`, the call goes on with [`CachedFn::get_or_load`].
+    /// The first half of a call: the value held in memory under `key` (the memory store, or a
+    /// tiered store's memory tier while its bus is live), counted as a hit. On `None`, the call
+    /// goes on with [`CachedFn::get_or_load`] or [`CachedFn::get_or_load_shared`].
     ///
-    /// It is synchronous so that a memory hit returns straight from the caller's `async fn`,
-    /// with the key still in registers, and never pays for moving the miss path's future.
+    /// It is synchronous, so a memory hit returns from the first poll of the caller's
+    /// `async fn` with the key still in registers, before the rest of the call's future is
+    /// built.
     #[inline(always)]
     pub fn lookup(&'static self, key: &CallKey) -> Option<V> {
         let state = self.state();

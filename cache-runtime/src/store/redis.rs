@@ -14,17 +14,16 @@
 //! sent, and the invalidation protocol relies on that: a `DEL` sent after a `SET` undoes it, a
 //! `PUBLISH` is not seen before the `DEL` it announces.
 //!
-//! Reads (`GET`, the hit path) take the nearest connection, one driven by the caller's runtime:
-//! * on a multi-thread runtime (a service's), the first one that reads makes a connection and
-//!   drives it, for as long as it lives ([`Redis::home`]); reads from its tasks then never leave
-//!   its workers, as with a hand-held `ConnectionManager`;
-//! * on a current-thread runtime, a connection of its own, made on first use on its thread;
-//! * otherwise, and for a cluster, the shared connection.
+//! Reads (`GET`, the hit path) take a connection driven by the caller's own runtime, made on
+//! its first read and kept for as long as that runtime lives (`Redis::reader`): a hit never
+//! waits on another thread, as with a `ConnectionManager` an application makes and uses on
+//! its runtime. Each runtime has its own (every `#[tokio::test]` has its own runtime; a service
+//! usually one). A cluster is read through the shared connection.
 //!
-//! A read may overtake a write sent from another task, which no caller can tell from the two
-//! calls running in the other order: each call waits for its own replies. A runtime-driven
-//! connection is dropped as soon as a read on it fails, and the read is sent again on the
-//! shared one, so a runtime that shuts down never costs a call its cache.
+//! A read may overtake a write sent from another task. No caller can tell that from the two
+//! calls running in the other order (each call waits for its own replies), but the tiered
+//! store's memory tier can, and drops its copy again once a write is done. A read connection
+//! that fails on a connection error is dropped, and the read is sent again on the shared one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -47,8 +46,8 @@ pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 pub struct Redis {
     target: Target,
     conn: RwLock<Option<Conn>>,
-    /// The connection a multi-thread runtime drives (see [`Redis::home`]).
-    home: RwLock<Option<Home>>,
+    /// The read connections, one per runtime that reads (see [`Redis::reader`]).
+    readers: RwLock<Vec<Reader>>,
     connecting: AtomicBool,
     connected: Notify,
     /// Clock milliseconds before which no command is tried.
@@ -68,20 +67,20 @@ enum Target {
     Off,
 }
 
-/// A connection driven by a multi-thread runtime, and a token that lives as long as that
-/// runtime: a task of the runtime holds the only strong reference.
-struct Home {
+/// The read connection of one runtime, driven by that runtime.
+struct Reader {
+    runtime: tokio::runtime::Id,
+    /// Alive as long as the runtime: a task of the runtime holds the only strong reference.
     alive: std::sync::Weak<()>,
+    /// That task, ended when the reader is dropped.
+    keeper: tokio::task::AbortHandle,
     conn: ConnectionManager,
 }
 
-/// Which runtime drives a connection held for the caller's runtime.
-#[derive(Clone, Copy)]
-enum Driver {
-    /// The current-thread runtime on this thread ([`LOCAL`]).
-    ThisThread,
-    /// A multi-thread runtime ([`Redis::home`]).
-    Home,
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
 }
 
 #[derive(Clone)]
@@ -160,7 +159,7 @@ impl Redis {
         Redis {
             target,
             conn: RwLock::new(None),
-            home: RwLock::new(None),
+            readers: RwLock::new(Vec::new()),
             connecting: AtomicBool::new(false),
             connected: Notify::new(),
             open_until: AtomicU64::new(0),
@@ -183,7 +182,7 @@ impl Redis {
         self.max_value_bytes
     }
 
-    /// The bytes under `key`, if any; read the nearest way ([`Route::Nearest`]).
+    /// The bytes under `key`, if any, read through the caller runtime's own connection.
     pub async fn get(&'static self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.query_at(None, redis::cmd("GET").arg(key), false, Route::Nearest)
             .await
@@ -282,7 +281,7 @@ impl Redis {
             .collect())
     }
 
-    /// Runs `cmd` on the shared connection ([`Route::Shared`]), bounded by the timeout; a
+    /// Runs `cmd` on the shared connection (the one writes take), bounded by the timeout; a
     /// connection failure opens the breaker, and while it is open the command is not sent.
     pub async fn query<T: FromRedisValue>(&'static self, cmd: &Cmd) -> Result<T, StoreError> {
         self.query_at(None, cmd, false, Route::Shared).await
@@ -305,16 +304,20 @@ impl Redis {
         route: Route,
     ) -> Result<T, StoreError> {
         if node.is_none() && route == Route::Nearest && (urgent || self.available()) {
-            if let Some((mut conn, driver)) = self.runtime_conn() {
+            if let Some((mut conn, runtime)) = self.reader() {
                 match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
                     Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(err)) if !connection_error(&err) => {
+                        // Redis answered (`LOADING`, a wrong type…): the connection is fine.
+                        return Err(StoreError::Redis(err));
+                    }
                     Ok(Err(_)) => {
-                        // Maybe the runtime that drove it is gone: forget it, and try the
-                        // io thread's connection (which decides about the breaker).
-                        self.forget(driver);
+                        // Made again on the next read; this one tries the shared connection,
+                        // which decides about the breaker.
+                        self.forget(runtime);
                     }
                     Err(_) => {
-                        self.forget(driver);
+                        self.forget(runtime);
                         self.trip();
                         return Err(StoreError::Timeout);
                     }
@@ -342,11 +345,7 @@ impl Redis {
         match tokio::time::timeout(self.timeout, sent).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
-                if err.is_io_error()
-                    || err.is_timeout()
-                    || err.is_connection_dropped()
-                    || err.is_connection_refusal()
-                {
+                if connection_error(&err) {
                     self.trip();
                 }
                 Err(StoreError::Redis(err))
@@ -369,9 +368,11 @@ impl Redis {
         self.open_until.fetch_max(until, Ordering::Relaxed);
     }
 
-    /// A connection driven by the caller's own runtime, when there is one to use (see the
-    /// module documentation): none on the io thread, for a cluster, or outside tokio.
-    fn runtime_conn(&'static self) -> Option<(ConnectionManager, Driver)> {
+    /// The read connection of the caller's runtime: made on its first read, from that
+    /// runtime, whose tasks then drive it. None on the io thread, for a cluster, or outside
+    /// tokio. Runtime ids are never reused, so a runtime only ever finds its own connection;
+    /// the connections of runtimes that have ended are dropped when another one is made.
+    fn reader(&'static self) -> Option<(ConnectionManager, tokio::runtime::Id)> {
         let Target::Single(client) = &self.target else {
             return None;
         };
@@ -379,72 +380,47 @@ impl Redis {
             return None;
         }
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        match runtime.runtime_flavor() {
-            // The hop to the io thread and back would cost more than the round trip to Redis.
-            tokio::runtime::RuntimeFlavor::CurrentThread => LOCAL.with(|local| {
-                let mut local = local.borrow_mut();
-                if local.is_none() {
-                    *local = ConnectionManager::new_lazy_with_config(
-                        client.clone(),
-                        self.manager_config(),
-                    )
-                    .ok();
-                }
-                local.clone().map(|conn| (conn, Driver::ThisThread))
-            }),
-            tokio::runtime::RuntimeFlavor::MultiThread => {
-                self.home(client).map(|conn| (conn, Driver::Home))
-            }
-            _ => None,
-        }
-    }
-
-    /// The process's connection driven by a multi-thread runtime: the one made by the first
-    /// such runtime to read, while that runtime lives; else a new one, made and
-    /// driven by the caller's runtime. Callers on that runtime reach Redis without a hop to
-    /// another thread (which cost an eighth of the throughput of 64 tasks).
-    fn home(&'static self, client: &redis::Client) -> Option<ConnectionManager> {
-        let live = |home: &Option<Home>| {
-            home.as_ref()
-                .filter(|home| home.alive.strong_count() > 0)
-                .map(|home| home.conn.clone())
+        let id = runtime.id();
+        let find = |readers: &[Reader]| {
+            readers
+                .iter()
+                .find(|reader| reader.runtime == id)
+                .map(|reader| (reader.conn.clone(), id))
         };
-        if let Some(conn) = live(&self.home.read().unwrap_or_else(PoisonError::into_inner)) {
-            return Some(conn);
+        if let Some(found) = find(&self.readers.read().unwrap_or_else(PoisonError::into_inner)) {
+            return Some(found);
         }
-        let mut home = self.home.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(conn) = live(&home) {
-            return Some(conn);
+        let mut readers = self.readers.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = find(&readers) {
+            return Some(found);
         }
+        readers.retain(|reader| reader.alive.strong_count() > 0);
         // Lazy: its first command connects it, from this runtime, whose task then drives it.
         let conn =
             ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config()).ok()?;
         let token = std::sync::Arc::new(());
         let alive = std::sync::Arc::downgrade(&token);
-        tokio::spawn(async move {
-            let _token = token;
-            std::future::pending::<()>().await;
-        });
-        *home = Some(Home {
+        let keeper = runtime
+            .spawn(async move {
+                let _token = token;
+                std::future::pending::<()>().await;
+            })
+            .abort_handle();
+        readers.push(Reader {
+            runtime: id,
             alive,
+            keeper,
             conn: conn.clone(),
         });
-        Some(conn)
+        Some((conn, id))
     }
 
-    /// Drops a runtime-driven connection that failed; the next command makes another.
-    fn forget(&self, driver: Driver) {
-        match driver {
-            Driver::ThisThread => {
-                LOCAL.with(|local| local.borrow_mut().take());
-            }
-            Driver::Home => {
-                self.home
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-            }
-        }
+    /// Drops the read connection of `runtime` after a connection failure.
+    fn forget(&self, runtime: tokio::runtime::Id) {
+        self.readers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|reader| reader.runtime != runtime);
     }
 
     /// The settings of a single-server connection: no response timeout of its own, since every
@@ -556,11 +532,17 @@ impl Redis {
 }
 
 thread_local! {
-    /// The connection of the current-thread runtime on this thread (see [`Redis::local`]).
-    static LOCAL: std::cell::RefCell<Option<ConnectionManager>> =
-        const { std::cell::RefCell::new(None) };
     /// Set on cachette's io thread, which uses the shared connection it drives.
     static ON_IO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether `err` says the connection failed, rather than Redis answering with an error.
+fn connection_error(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_unrecoverable_error()
 }
 
 /// The runtime that drives Redis connections: one thread, started on first use, for the life
