@@ -1,5 +1,5 @@
-//! The shared store: Redis, standalone or Redis Cluster, reached through one auto-reconnecting
-//! multiplexed connection per process.
+//! The shared store: Redis, standalone or Redis Cluster, reached through auto-reconnecting
+//! multiplexed connections: one per process for writes, one per runtime for reads (below).
 //!
 //! Nothing here can fail a call. Every command is bounded by the configured timeout; a command
 //! that fails for a connection reason (refused, reset, timed out) opens a short *breaker* during
