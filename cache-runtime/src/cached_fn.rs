@@ -869,13 +869,21 @@ where
 
     /// A Redis lookup: a hit decodes; a miss, a store error or undecodable bytes are all misses.
     async fn redis_get(&self, redis: &RedisBackend<V>, key: &Key) -> Option<V> {
-        let name = redis.redis_key(key);
-        match redis.redis.get(&name).await {
+        let on_stack = redis.digest_key_on_stack(key);
+        let on_heap;
+        let name = match &on_stack {
+            Some((buf, len)) => &buf[..*len],
+            None => {
+                on_heap = redis.redis_key(key);
+                on_heap.as_bytes()
+            }
+        };
+        match redis.redis.get(name).await {
             Ok(Some(bytes)) => {
                 let value = redis.codec.decode(&bytes);
                 if value.is_none() {
                     Counters::bump(&self.counters.decode_errors);
-                    tracing::debug!(namespace = %self.namespace, key = %name, "cachette: undecodable value in Redis, treated as a miss");
+                    tracing::debug!(namespace = %self.namespace, key = %String::from_utf8_lossy(name), "cachette: undecodable value in Redis, treated as a miss");
                 }
                 value
             }
@@ -910,6 +918,22 @@ where
 
 impl<V> RedisBackend<V> {
     /// The full Redis key of a call.
+    /// The Redis key of a digest key, written on the stack: a hit only sends it, and a `String`
+    /// per hit was an allocation per hit. `None` for a template's key, or a prefix too long
+    /// for the buffer.
+    fn digest_key_on_stack(&self, key: &Key) -> Option<([u8; 128], usize)> {
+        if key.name.is_some() {
+            return None;
+        }
+        let prefix = self.digest_prefix.as_bytes();
+        let len = prefix.len() + 32;
+        let mut buf = [0u8; 128];
+        buf.get_mut(..prefix.len())?.copy_from_slice(prefix);
+        buf.get_mut(prefix.len()..len)?
+            .copy_from_slice(&crate::key::hex(key.digest));
+        Some((buf, len))
+    }
+
     fn redis_key(&self, key: &Key) -> String {
         match &key.name {
             Some(name) => [self.name_prefix.as_str(), name].concat(),
@@ -1163,5 +1187,48 @@ where
             self.flights.clear();
             tiered.l1.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Key, RedisBackend};
+    use crate::codec::{Codec, Format};
+    use crate::config::Config;
+    use crate::store::redis::Redis;
+
+    fn backend(prefix: &str) -> RedisBackend<u64> {
+        let config = Config::builder().prefix(prefix).build().unwrap();
+        let redis: &'static Redis = Box::leak(Box::new(Redis::new(&config)));
+        RedisBackend {
+            redis,
+            codec: Codec::new(Format::Json),
+            ttl: None,
+            digest_prefix: format!("{}:m::f:v1:", redis.prefix()),
+            name_prefix: format!("{}:", redis.prefix()),
+            template: None,
+        }
+    }
+
+    #[test]
+    fn the_key_on_the_stack_is_the_key_on_the_heap() {
+        let short = backend("app");
+        let long = backend(&"p".repeat(100));
+        for digest in [0, 7, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+            let key = Key { digest, name: None };
+            let (buf, len) = short.digest_key_on_stack(&key).unwrap();
+            assert_eq!(&buf[..len], short.redis_key(&key).as_bytes());
+            assert_eq!(
+                long.digest_key_on_stack(&key),
+                None,
+                "too long: on the heap"
+            );
+        }
+        let named = Key {
+            digest: 1,
+            name: Some("user:42".into()),
+        };
+        assert_eq!(short.digest_key_on_stack(&named), None);
+        assert_eq!(short.redis_key(&named), "app:user:42");
     }
 }

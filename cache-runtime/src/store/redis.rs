@@ -183,7 +183,7 @@ impl Redis {
     }
 
     /// The bytes under `key`, if any, read through the caller runtime's own connection.
-    pub async fn get(&'static self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn get(&'static self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.query_at(None, redis::cmd("GET").arg(key), false, Route::Nearest)
             .await
     }
