@@ -98,11 +98,10 @@ fn calls_survive_redis_going_away_and_the_cache_comes_back() {
         .build()
         .unwrap();
     let errors = lookup_stats().store_errors;
+    // A read sent on the other runtime's connection would time out: a miss and a store error.
     for turn in 0..6 {
         let runtime = if turn % 2 == 0 { &first } else { &second };
-        let started = Instant::now();
         assert!(!runtime.block_on(call(2_400)), "a hit on turn {turn}");
-        assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
     }
     assert_eq!(lookup_stats().store_errors, errors, "no store error");
 }
