@@ -89,16 +89,6 @@ enum Conn {
     Cluster(ClusterConnection),
 }
 
-/// Which connection a command takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Route {
-    /// The connection the caller's runtime drives, when it has one: no hop to another thread.
-    /// Only reads go this way (see the module documentation).
-    Nearest,
-    /// The process's one shared connection, on which commands run in the order they were sent.
-    Shared,
-}
-
 /// Why a command did not answer.
 #[derive(Debug)]
 pub enum StoreError {
@@ -184,8 +174,39 @@ impl Redis {
 
     /// The bytes under `key`, if any, read through the caller runtime's own connection.
     pub async fn get(&'static self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.query_at(None, redis::cmd("GET").arg(key), false, Route::Nearest)
-            .await
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        match self.read_nearest(&cmd).await {
+            Some(answer) => answer,
+            None => self.query(&cmd).await,
+        }
+    }
+
+    /// `cmd` sent on the read connection of the caller's runtime ([`Redis::reader`]); `None`
+    /// when there is none to use, or when it failed on a connection error (it is dropped, and
+    /// the caller goes on with the shared connection, which decides about the breaker).
+    async fn read_nearest<T: FromRedisValue>(
+        &'static self,
+        cmd: &Cmd,
+    ) -> Option<Result<T, StoreError>> {
+        if !self.available() {
+            return None;
+        }
+        let (mut conn, runtime) = self.reader()?;
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => Some(Ok(value)),
+            // Redis answered (`LOADING`, a wrong type…): the connection is fine.
+            Ok(Err(err)) if !connection_error(&err) => Some(Err(StoreError::Redis(err))),
+            Ok(Err(_)) => {
+                self.forget(runtime);
+                None
+            }
+            Err(_) => {
+                self.forget(runtime);
+                self.trip();
+                Some(Err(StoreError::Timeout))
+            }
+        }
     }
 
     /// Stores `bytes` under `key` for `ttl`, in one `SET … PX`.
@@ -234,9 +255,8 @@ impl Redis {
                     .arg(pattern)
                     .arg("COUNT")
                     .arg(1000);
-                let (next, keys): (u64, Vec<String>) = self
-                    .query_at(node.as_deref(), &scan, true, Route::Shared)
-                    .await?;
+                let (next, keys): (u64, Vec<String>) =
+                    self.query_at(node.as_deref(), &scan, true).await?;
                 let keys: Vec<String> = keys.into_iter().filter(|k| keep(k)).collect();
                 if !keys.is_empty() {
                     if cluster {
@@ -284,7 +304,7 @@ impl Redis {
     /// Runs `cmd` on the shared connection (the one writes take), bounded by the timeout; a
     /// connection failure opens the breaker, and while it is open the command is not sent.
     pub async fn query<T: FromRedisValue>(&'static self, cmd: &Cmd) -> Result<T, StoreError> {
-        self.query_at(None, cmd, false, Route::Shared).await
+        self.query_at(None, cmd, false).await
     }
 
     /// [`Redis::query`] for what must not be skipped (invalidations): sent even while the
@@ -293,7 +313,7 @@ impl Redis {
         &'static self,
         cmd: &Cmd,
     ) -> Result<T, StoreError> {
-        self.query_at(None, cmd, true, Route::Shared).await
+        self.query_at(None, cmd, true).await
     }
 
     async fn query_at<T: FromRedisValue>(
@@ -301,29 +321,7 @@ impl Redis {
         node: Option<&str>,
         cmd: &Cmd,
         urgent: bool,
-        route: Route,
     ) -> Result<T, StoreError> {
-        if node.is_none() && route == Route::Nearest && (urgent || self.available()) {
-            if let Some((mut conn, runtime)) = self.reader() {
-                match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
-                    Ok(Ok(value)) => return Ok(value),
-                    Ok(Err(err)) if !connection_error(&err) => {
-                        // Redis answered (`LOADING`, a wrong type…): the connection is fine.
-                        return Err(StoreError::Redis(err));
-                    }
-                    Ok(Err(_)) => {
-                        // Made again on the next read; this one tries the shared connection,
-                        // which decides about the breaker.
-                        self.forget(runtime);
-                    }
-                    Err(_) => {
-                        self.forget(runtime);
-                        self.trip();
-                        return Err(StoreError::Timeout);
-                    }
-                }
-            }
-        }
         let conn = self.connection(urgent).await?;
         let sent = async {
             match (conn, node) {
