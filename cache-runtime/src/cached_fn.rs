@@ -247,9 +247,9 @@ where
     /// out.
     ///
     /// `load` builds the body's future only on a miss, and the miss path is boxed, as is the
-    /// Redis lookup here, so that the future of a memory-store function stays small (a caller
-    /// may move it, into `tokio::spawn` say). Functions on Redis use
-    /// [`CachedFn::get_or_load_shared`] instead.
+    /// whole of [`CachedFn::get_or_load_shared`] for the stores with Redis, so that the future of
+    /// a memory-store function stays small (a caller may move it, into `tokio::spawn` say).
+    /// Functions on Redis call [`CachedFn::get_or_load_shared`] directly.
     pub async fn get_or_load<O, F, Fut>(&'static self, key: CallKey, load: F) -> O
     where
         O: Outcome<Value = V>,
@@ -257,17 +257,13 @@ where
         Fut: Future<Output = O>,
     {
         let state = self.state();
-        let Some(key) = state.key_or_warn(key) else {
-            return load().await;
-        };
-        let hit = match &state.backend {
-            Backend::Memory(_) => None,
-            Backend::Redis(_) | Backend::Tiered(_) => Box::pin(state.shared_get(&key)).await,
-        };
-        match hit {
-            Some(value) => state.hit_outcome(&key, value),
-            None => state.miss(key, self.spec.ttl, load).await,
+        if let Backend::Memory(_) = state.backend {
+            let Some(key) = state.usable(key, "calling uncached") else {
+                return load().await;
+            };
+            return state.miss(key, self.spec.ttl, load).await;
         }
+        Box::pin(self.get_or_load_shared(key, load)).await
     }
 
     /// [`CachedFn::get_or_load`] for functions on Redis or the tiered store: the same, with
@@ -281,11 +277,14 @@ where
         Fut: Future<Output = O>,
     {
         let state = self.state();
-        let Some(key) = state.key_or_warn(key) else {
+        let Some(key) = state.usable(key, "calling uncached") else {
             return load().await;
         };
         match state.shared_get(&key).await {
-            Some(value) => state.hit_outcome(&key, value),
+            Some(value) => {
+                state.hit(&key);
+                O::from_cached(value)
+            }
             None => state.miss(key, self.spec.ttl, load).await,
         }
     }
@@ -319,7 +318,7 @@ where
 
     async fn invalidate_ref(&'static self, key: &CallKey) {
         let state = self.state();
-        let Some(key) = state.usable(key, "nothing to invalidate") else {
+        let Some(key) = state.usable(key.as_ref(), "nothing to invalidate") else {
             return;
         };
         state.flights.remove(&key.digest);
@@ -356,7 +355,7 @@ where
     /// load of it already under way will not store its own value over it.
     pub async fn put(&'static self, key: &CallKey, value: &V) {
         let state = self.state();
-        let Some(key) = state.usable(key, "nothing stored") else {
+        let Some(key) = state.usable(key.as_ref(), "nothing stored") else {
             return;
         };
         state.flights.remove(&key.digest);
@@ -585,23 +584,26 @@ impl<V> State<V>
 where
     V: Clone + Send + Sync + 'static,
 {
-    /// The key, or `None` (counted and logged) if the arguments could not be hashed: the body
-    /// then runs uncached.
-    fn key_or_warn(&self, key: CallKey) -> Option<Key> {
-        match key {
-            Ok(key) => Some(key),
-            Err(err) => {
-                Counters::bump(&self.counters.key_errors);
-                tracing::warn!(namespace = %self.namespace, %err, "cachette: arguments cannot be hashed, calling uncached");
-                None
+    /// On a remote invalidation: deletes from Redis again those of `digests` this process wrote
+    /// lately, since its write may have landed after the invalidation's `DEL`, and tells the
+    /// other processes to drop them from memory (an echo: another process may have read our
+    /// write before we deleted it). Returns them.
+    async fn delete_again(
+        &self,
+        tiered: &Tiered<V>,
+        digests: impl IntoIterator<Item = u128>,
+    ) -> Vec<u128> {
+        let mut again = Vec::new();
+        for digest in digests {
+            if let Some(name) = tiered.wrote_lately(digest) {
+                let _ = tiered.shared.redis.delete(&name).await;
+                again.push(digest);
             }
         }
-    }
-
-    /// A value found in Redis, counted as a hit.
-    fn hit_outcome<O: Outcome<Value = V>>(&self, key: &Key, value: V) -> O {
-        self.hit(key);
-        O::from_cached(value)
+        if !again.is_empty() {
+            self.publish(&tiered.shared, &again, Announce::Echo).await;
+        }
+        again
     }
 
     /// The lookup past memory: Redis, for the stores that have it.
@@ -854,10 +856,7 @@ where
     async fn publish(&self, shared: &RedisBackend<V>, digests: &[u128], what: Announce) {
         let message = bus::Message {
             ns: self.namespace.clone(),
-            keys: digests
-                .iter()
-                .map(|&d| crate::key::hex(d).iter().map(|&c| char::from(c)).collect())
-                .collect(),
+            keys: digests.iter().map(|d| format!("{d:032x}")).collect(),
             all: what == Announce::All,
             from: bus::process_id(),
             echo: what == Announce::Echo,
@@ -897,7 +896,7 @@ where
 
     /// The key, or `None` (counted and logged, saying what was not done) if the arguments
     /// could not be hashed.
-    fn usable<'k>(&self, key: &'k CallKey, skipped: &str) -> Option<&'k Key> {
+    fn usable<K, E: std::fmt::Display>(&self, key: Result<K, E>, skipped: &str) -> Option<K> {
         match key {
             Ok(key) => Some(key),
             Err(err) => {
@@ -937,14 +936,7 @@ impl<V> RedisBackend<V> {
     fn redis_key(&self, key: &Key) -> String {
         match &key.name {
             Some(name) => [self.name_prefix.as_str(), name].concat(),
-            None => {
-                let digits = crate::key::hex(key.digest);
-                let mut name = String::with_capacity(self.digest_prefix.len() + digits.len());
-                name.push_str(&self.digest_prefix);
-                // ASCII digits: always UTF-8.
-                name.push_str(std::str::from_utf8(&digits).unwrap_or_default());
-                name
-            }
+            None => format!("{}{:032x}", self.digest_prefix, key.digest),
         }
     }
 
@@ -1132,25 +1124,21 @@ where
                 }
                 return;
             }
-            let mut deleted_again = Vec::new();
             for &digest in digests {
                 // Calls from now on start a load of their own rather than join one that may
                 // have read the old value.
                 self.flights.remove(&digest);
                 tiered.l1.remove(digest);
-                if let Some(name) = tiered.wrote_lately(digest) {
-                    let _ = tiered.shared.redis.delete(&name).await;
-                    tiered.l1.remove(digest);
-                    deleted_again.push(digest);
-                }
-                Counters::bump(&self.counters.remote_invalidations);
             }
-            if !deleted_again.is_empty() {
-                // Our write may have landed after the invalidation's `DEL`, and another
-                // process may have read it before ours: it drops the key again too.
-                self.publish(&tiered.shared, &deleted_again, Announce::Echo)
-                    .await;
+            for digest in self.delete_again(tiered, digests.iter().copied()).await {
+                // What a reader put in memory between the two deletes goes too.
+                tiered.l1.remove(digest);
             }
+            // Counted once done, so that a reader of the counter knows the memory tier will
+            // not be cleared again by this message.
+            self.counters
+                .remote_invalidations
+                .fetch_add(digests.len() as u64, std::sync::atomic::Ordering::Relaxed);
         })
     }
 
@@ -1163,21 +1151,9 @@ where
             };
             bus::Subscriber::clear(self);
             let recent: Vec<u128> = tiered.recent_sets.iter().map(|e| *e.key()).collect();
-            let mut deleted_again = Vec::new();
-            for digest in recent {
-                if let Some(name) = tiered.wrote_lately(digest) {
-                    let _ = tiered.shared.redis.delete(&name).await;
-                    deleted_again.push(digest);
-                }
-            }
+            self.delete_again(tiered, recent).await;
             tiered.l1.clear();
-            if !deleted_again.is_empty() {
-                // As in `drop_keys`: others may have read what we deleted again.
-                self.publish(&tiered.shared, &deleted_again, Announce::Echo)
-                    .await;
-            }
-            // Counted once done, as `drop_keys` does, so that a reader of the counter knows
-            // the memory tier will not be cleared again by this message.
+            // Counted once done, as `drop_keys` does.
             Counters::bump(&self.counters.remote_invalidations);
         })
     }
