@@ -25,14 +25,14 @@ use crate::store::redis::{io_runtime, Redis};
 pub(crate) trait Subscriber: Sync {
     /// Drops these keys from L1 (and whatever else it takes); the message counts as delivered
     /// once the future is done. An `echo` only asks for the L1 drop (see [`Message::echo`]).
-    fn drop_keys<'a>(&'a self, digests: &'a [u128], echo: bool) -> BoxFuture<'a>;
+    fn drop_keys<'a>(&'static self, digests: &'a [u128], echo: bool) -> BoxFuture<'a>;
     /// Drops every L1 entry (and whatever else it takes).
-    fn drop_all(&self) -> BoxFuture<'_>;
+    fn drop_all(&'static self) -> BoxFuture<'static>;
     /// Drops every L1 entry at once, when messages may have been missed.
     fn clear(&self);
 }
 
-/// What [`Subscriber::drop_keys`] returns.
+/// What [`Subscriber::drop_keys`] returns, and a replay (`store::pending`).
 pub(crate) type BoxFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 
@@ -119,7 +119,7 @@ impl Bus {
     ) -> Result<(), crate::store::redis::StoreError> {
         let payload = serde_json::to_string(message).unwrap_or_default();
         redis
-            .query_urgent::<()>(redis::cmd("PUBLISH").arg(&self.channel).arg(payload))
+            .query::<()>(redis::cmd("PUBLISH").arg(&self.channel).arg(payload))
             .await
     }
 

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::key::KeyError;
 use crate::outcome::{Always, Outcome};
 use crate::stats::{self, Counters, Stats};
 use crate::store::memory::{DigestHasher, MemoryStore};
+use crate::store::pending::{Pending, Replay};
 use crate::store::redis::{Redis, StoreError};
 
 /// What `#[cached(...)]` said about a function, fixed at compile time.
@@ -99,11 +100,13 @@ struct State<V> {
     backend: Backend<V>,
     flights: DashMap<u128, Arc<Flight<V>>, std::hash::BuildHasherDefault<DigestHasher>>,
     counters: Counters,
+    /// Invalidations Redis has not confirmed yet (the stores with Redis).
+    pending: Pending,
 }
 
 enum Backend<V> {
     Memory(MemoryStore<V>),
-    Redis(Box<RedisOnly<V>>),
+    Redis(Box<RedisBackend<V>>),
     Tiered(Box<Tiered<V>>),
 }
 
@@ -111,9 +114,8 @@ struct Tiered<V> {
     l1: MemoryStore<V>,
     l1_ttl: Duration,
     shared: RedisBackend<V>,
-    /// Keys this process wrote to Redis lately: the clock's milliseconds and the Redis key.
-    recent_sets: DashMap<u128, (u64, String), std::hash::BuildHasherDefault<DigestHasher>>,
-    clock: crate::clock::Clock,
+    /// Keys this process wrote to Redis lately.
+    recent: RecentWrites,
 }
 
 struct RedisBackend<V> {
@@ -127,14 +129,6 @@ struct RedisBackend<V> {
     template: Option<&'static [&'static str]>,
 }
 
-/// `store = "redis"`: Redis alone. (The tiered store voids racing fills with its memory tier's
-/// generations instead.)
-struct RedisOnly<V> {
-    shared: RedisBackend<V>,
-    /// Bumped by invalidations, so a fill that raced one is undone (see [`State::fill`]).
-    generations: Generations,
-}
-
 /// What a message on the bus says.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Announce {
@@ -146,28 +140,60 @@ enum Announce {
     Echo,
 }
 
-/// What [`State::redis_fill`] did with a value.
+/// What [`State::redis_write`] did with a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Written {
     /// Stored in Redis.
     Kept,
-    /// Not sent: an invalidation already ran, Redis is unavailable, or the value could not be
-    /// stored (encoding, size cap, an error).
+    /// Not stored: Redis is unavailable, the key's invalidation is still pending, or the value
+    /// could not be stored (encoding, size cap, an error).
     No,
-    /// Stored, then deleted again: an invalidation ran while the `SET` was on its way.
-    ThenUndone,
 }
 
 /// One load in progress: waiters watch it until it is done or has failed.
+///
+/// It is also the load's ticket against invalidation. An invalidation of the key (or a clear)
+/// marks the flight stale and takes it out of the map, then takes its `gate`. The leader
+/// stores its value only while the flight is not stale, checking under the memory store's
+/// segment lock for memory, and under the `gate` for Redis, held until its writes are
+/// answered. So the invalidation's own deletes reach the stores after any write of the flight,
+/// and a value loaded before an invalidation never outlives it.
 struct Flight<V> {
     tx: watch::Sender<Landing<V>>,
+    stale: AtomicBool,
+    gate: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone)]
 enum Landing<V> {
     Pending,
+    /// The value the leader loaded.
     Done(V),
+    /// The value the leader read from Redis (a tiered store's memory-tier miss).
+    Hit(V),
     /// The leading load produced nothing to share: `Err`/`None`, a panic, or it was dropped.
     Failed,
+}
+
+impl<V> Flight<V> {
+    fn new() -> Arc<Self> {
+        Arc::new(Flight {
+            tx: watch::channel(Landing::Pending).0,
+            stale: AtomicBool::new(false),
+            gate: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Whether no invalidation of the key ran since the flight began.
+    fn current(&self) -> bool {
+        !self.stale.load(Ordering::SeqCst)
+    }
+
+    /// Marks the flight stale, then waits until a write it already began is answered.
+    async fn void(&self) {
+        self.stale.store(true, Ordering::SeqCst);
+        drop(self.gate.lock().await);
+    }
 }
 
 impl<V> CachedFn<V>
@@ -267,9 +293,8 @@ where
     }
 
     /// [`CachedFn::get_or_load`] for functions on Redis or the tiered store: the same, with
-    /// the Redis lookup inline rather than boxed, since these functions wait on Redis on
-    /// every call that misses memory anyway (the box cost an eighth of the client's work per
-    /// Redis hit).
+    /// the Redis lookup of `store = "redis"` inline rather than boxed, since these functions
+    /// wait on Redis on every call that misses memory anyway.
     pub async fn get_or_load_shared<O, F, Fut>(&'static self, key: CallKey, load: F) -> O
     where
         O: Outcome<Value = V>,
@@ -280,13 +305,13 @@ where
         let Some(key) = state.usable(key, "calling uncached") else {
             return load().await;
         };
-        match state.shared_get(&key).await {
-            Some(value) => {
+        if let Backend::Redis(shared) = &state.backend {
+            if let Some(value) = state.redis_get(shared, &key).await {
                 state.hit(&key);
-                O::from_cached(value)
+                return O::from_cached(value);
             }
-            None => state.miss(key, self.spec.ttl, load).await,
         }
+        state.miss(key, self.spec.ttl, load).await
     }
 
     /// [`CachedFn::get_or_load`] for any other return type: every result is stored.
@@ -321,66 +346,62 @@ where
         let Some(key) = state.usable(key.as_ref(), "nothing to invalidate") else {
             return;
         };
-        state.flights.remove(&key.digest);
+        state.void(key.digest).await;
         match &state.backend {
             Backend::Memory(memory) => {
                 memory.remove(key.digest);
             }
-            Backend::Redis(only) => {
-                let redis = &only.shared;
-                only.generations.bump(key.digest);
-                let name = redis.redis_key(key);
-                if let Err(err) = redis.redis.delete(&name).await {
-                    state.store_error(redis.redis, "DEL", &err);
-                }
+            Backend::Redis(shared) => {
+                state.delete(shared, key).await;
             }
             Backend::Tiered(tiered) => {
                 tiered.l1.remove(key.digest);
-                let name = tiered.shared.redis_key(key);
-                if let Err(err) = tiered.shared.redis.delete(&name).await {
-                    state.store_error(tiered.shared.redis, "DEL", &err);
-                }
+                let deleted = state.delete(&tiered.shared, key).await;
                 // A reader that began after the first drop may have read the old value before
-                // the `DEL` ran (reads take another connection): drop what it put in memory, or
-                // void its fill.
+                // the `DEL` ran (reads take another connection): void it, and drop what it put
+                // in memory.
+                state.void(key.digest).await;
                 tiered.l1.remove(key.digest);
-                state
-                    .publish(&tiered.shared, &[key.digest], Announce::Keys)
-                    .await;
+                state.announce(&[key.digest], Announce::Keys, deleted).await;
             }
         }
     }
 
     /// Stores `value` as the entry under `key` (write-through), replacing what was there; a
-    /// load of it already under way will not store its own value over it.
+    /// load of it already under way will not store its own value over it. A value that cannot
+    /// be stored (over the size cap, not encodable, Redis unavailable) drops the entry instead.
     pub async fn put(&'static self, key: &CallKey, value: &V) {
         let state = self.state();
         let Some(key) = state.usable(key.as_ref(), "nothing stored") else {
             return;
         };
-        state.flights.remove(&key.digest);
+        state.void(key.digest).await;
         match &state.backend {
             Backend::Memory(memory) => {
-                memory.remove(key.digest);
-                let generation = memory.generation(key.digest);
-                memory.insert(key.digest, value.clone(), self.spec.ttl, generation);
+                memory.insert(key.digest, value.clone(), self.spec.ttl, || true);
             }
-            Backend::Redis(only) => {
-                only.generations.bump(key.digest);
-                let generation = only.generations.read(key.digest);
-                state.fill(key, value, self.spec.ttl, generation).await;
+            Backend::Redis(shared) => {
+                if state.redis_write(shared, key, value).await == Written::No {
+                    state.delete(shared, key).await;
+                }
             }
             Backend::Tiered(tiered) => {
                 tiered.l1.remove(key.digest);
-                let generation = tiered.l1.generation(key.digest);
-                state.fill(key, value, self.spec.ttl, generation).await;
+                // A remote invalidation handled from now on deletes the key again if this
+                // write may have outlived it.
+                tiered
+                    .recent
+                    .remember(key.digest, || tiered.shared.redis_key(key));
+                let mut sent = true;
+                if state.redis_write(&tiered.shared, key, value).await == Written::No {
+                    sent = state.delete(&tiered.shared, key).await;
+                }
                 // A reader that began after the first drop may have read the old value before
-                // the `SET` ran, and put it in memory over ours: the next read goes to Redis.
+                // the write ran, and put it in memory: the next read goes to Redis.
+                state.void(key.digest).await;
                 tiered.l1.remove(key.digest);
                 // Other processes drop their copy and read the new value from Redis.
-                state
-                    .publish(&tiered.shared, &[key.digest], Announce::Keys)
-                    .await;
+                state.announce(&[key.digest], Announce::Keys, sent).await;
             }
         }
     }
@@ -388,32 +409,20 @@ where
     /// Drops every entry of this function; loads under way will not store their values.
     pub async fn clear(&'static self) {
         let state = self.state();
-        state.flights.clear();
+        state.void_all().await;
         match &state.backend {
             Backend::Memory(memory) => memory.clear(),
-            Backend::Redis(only) => {
-                let redis = &only.shared;
-                only.generations.bump_all();
-                let pattern = redis.pattern();
-                let deleted = redis
-                    .redis
-                    .delete_matching(&pattern, |key| redis.owns(key))
-                    .await;
-                if let Err(err) = deleted {
-                    state.store_error(redis.redis, "clear", &err);
-                }
+            Backend::Redis(shared) => {
+                state.delete_all(shared).await;
             }
             Backend::Tiered(tiered) => {
                 tiered.l1.clear();
-                let shared = &tiered.shared;
-                let deleted = shared
-                    .redis
-                    .delete_matching(&shared.pattern(), |key| shared.owns(key))
-                    .await;
-                if let Err(err) = deleted {
-                    state.store_error(shared.redis, "clear", &err);
-                }
-                state.publish(shared, &[], Announce::All).await;
+                let deleted = state.delete_all(&tiered.shared).await;
+                // Readers refilled memory from keys not yet deleted while the clear ran: void
+                // them and drop what they put there.
+                state.void_all().await;
+                tiered.l1.clear();
+                state.announce(&[], Announce::All, deleted).await;
             }
         }
     }
@@ -467,18 +476,14 @@ where
                 }
             };
             let backend = match (self.spec.store, self.codec) {
-                (StoreKind::Redis, Some(codec)) => Backend::Redis(Box::new(RedisOnly {
-                    shared: shared(codec),
-                    generations: Generations::default(),
-                })),
+                (StoreKind::Redis, Some(codec)) => Backend::Redis(Box::new(shared(codec))),
                 (StoreKind::Tiered, Some(codec)) => {
                     let ttl = self.spec.ttl.unwrap_or(DEFAULT_L1_TTL);
                     Backend::Tiered(Box::new(Tiered {
                         l1: MemoryStore::new(capacity),
                         l1_ttl: self.spec.l1_ttl.unwrap_or(DEFAULT_L1_TTL).min(ttl),
                         shared: shared(codec),
-                        recent_sets: DashMap::default(),
-                        clock: crate::clock::Clock::system(),
+                        recent: RecentWrites::new(crate::clock::Clock::system()),
                     }))
                 }
                 _ => Backend::Memory(MemoryStore::new(capacity)),
@@ -488,6 +493,7 @@ where
                 backend,
                 flights: DashMap::default(),
                 counters: Counters::default(),
+                pending: Pending::default(),
             }
         });
         if fresh {
@@ -573,6 +579,8 @@ where
             entries,
             store_errors: Counters::read(&c.store_errors),
             decode_errors: Counters::read(&c.decode_errors),
+            encode_errors: Counters::read(&c.encode_errors),
+            pending_invalidations: self.pending.len() as u64,
             oversize: Counters::read(&c.oversize),
             l1_hits: c.l1_hits.read(),
             remote_invalidations: Counters::read(&c.remote_invalidations),
@@ -584,56 +592,148 @@ impl<V> State<V>
 where
     V: Clone + Send + Sync + 'static,
 {
+    /// Marks the load of `digest` under way (if any) stale and forgets it, so that calls from
+    /// now on start their own; returns once a write it already began is answered.
+    async fn void(&self, digest: u128) {
+        if let Some((_, flight)) = self.flights.remove(&digest) {
+            flight.void().await;
+        }
+    }
+
+    /// [`State::void`] for every load under way.
+    async fn void_all(&self) {
+        let flights: Vec<(u128, Arc<Flight<V>>)> = self
+            .flights
+            .iter()
+            .map(|f| (*f.key(), f.value().clone()))
+            .collect();
+        for (digest, flight) in &flights {
+            self.flights
+                .remove_if(digest, |_, f| Arc::ptr_eq(f, flight));
+        }
+        for (_, flight) in flights {
+            flight.void().await;
+        }
+    }
+
+    /// Deletes `key` from Redis; if Redis does not confirm it, keeps it to send again (and
+    /// until then this process neither reads nor writes the key there). Returns whether Redis
+    /// confirmed it.
+    async fn delete(&'static self, shared: &RedisBackend<V>, key: &Key) -> bool {
+        let name = shared.redis_key(key);
+        match shared.redis.delete(&name).await {
+            Ok(()) => true,
+            Err(err) => {
+                self.store_error(shared.redis, "DEL", &err);
+                self.pending.delete(self, key.digest, name);
+                false
+            }
+        }
+    }
+
+    /// Deletes every entry of this function from Redis, or keeps the clear to run again.
+    async fn delete_all(&'static self, shared: &RedisBackend<V>) -> bool {
+        let deleted = shared
+            .redis
+            .delete_matching(&shared.pattern(), |key| shared.owns(key))
+            .await;
+        match deleted {
+            Ok(_) => true,
+            Err(err) => {
+                self.store_error(shared.redis, "clear", &err);
+                self.pending.clear(self);
+                false
+            }
+        }
+    }
+
+    /// Tells the other processes to drop these keys (or every key) from their memory tier, now
+    /// if `now` (the deletes it announces were confirmed), else once the kept deletes are.
+    async fn announce(&'static self, digests: &[u128], what: Announce, now: bool) {
+        let Backend::Tiered(tiered) = &self.backend else {
+            return;
+        };
+        let sent = now && {
+            let published = self.publish(&tiered.shared, digests, what).await;
+            if let Err(err) = &published {
+                self.store_error(tiered.shared.redis, "PUBLISH", err);
+            }
+            published.is_ok()
+        };
+        if !sent && what != Announce::Echo {
+            self.pending.announce(self, digests, what == Announce::All);
+        }
+    }
+
+    async fn publish(
+        &self,
+        shared: &RedisBackend<V>,
+        digests: &[u128],
+        what: Announce,
+    ) -> Result<(), StoreError> {
+        let message = bus::Message {
+            ns: self.namespace.clone(),
+            keys: digests.iter().map(|d| format!("{d:032x}")).collect(),
+            all: what == Announce::All,
+            from: bus::process_id(),
+            echo: what == Announce::Echo,
+        };
+        Bus::global().publish(shared.redis, &message).await
+    }
+
     /// On a remote invalidation: deletes from Redis again those of `digests` this process wrote
     /// lately, since its write may have landed after the invalidation's `DEL`, and tells the
     /// other processes to drop them from memory (an echo: another process may have read our
     /// write before we deleted it). Returns them.
     async fn delete_again(
-        &self,
+        &'static self,
         tiered: &Tiered<V>,
-        digests: impl IntoIterator<Item = u128>,
+        again: Vec<(u128, String)>,
     ) -> Vec<u128> {
-        let mut again = Vec::new();
-        for digest in digests {
-            if let Some(name) = tiered.wrote_lately(digest) {
-                let _ = tiered.shared.redis.delete(&name).await;
-                again.push(digest);
+        let names: Vec<String> = again.iter().map(|(_, name)| name.clone()).collect();
+        let digests: Vec<u128> = again.iter().map(|(digest, _)| *digest).collect();
+        if again.is_empty() {
+            return digests;
+        }
+        match tiered.shared.redis.delete_many(&names).await {
+            Ok(()) => self.announce(&digests, Announce::Echo, true).await,
+            Err(err) => {
+                self.store_error(tiered.shared.redis, "DEL", &err);
+                for (digest, name) in again {
+                    self.pending.delete(self, digest, name);
+                }
+                self.pending.announce(self, &digests, false);
             }
         }
-        if !again.is_empty() {
-            self.publish(&tiered.shared, &again, Announce::Echo).await;
-        }
-        again
+        digests
     }
 
-    /// The lookup past memory: Redis, for the stores that have it.
-    async fn shared_get(&self, key: &Key) -> Option<V> {
-        match &self.backend {
-            Backend::Memory(_) => None,
-            Backend::Redis(only) => self.redis_get(&only.shared, key).await,
-            Backend::Tiered(tiered) => self.tiered_get(tiered, key).await,
-        }
-    }
-
-    /// A miss, counted: the load, boxed, since it holds the body's future.
-    fn miss<'a, O, F, Fut>(
-        &'a self,
+    /// A miss of memory (and of Redis for `store = "redis"`): the load, boxed, since it holds
+    /// the body's future. A tiered store counts the call once it knows whether Redis had it.
+    fn miss<O, F, Fut>(
+        &'static self,
         key: Key,
         ttl: Option<Duration>,
         load: F,
-    ) -> Pin<Box<impl Future<Output = O> + 'a>>
+    ) -> Pin<Box<impl Future<Output = O>>>
     where
-        O: Outcome<Value = V> + 'a,
-        F: FnOnce() -> Fut + 'a,
-        Fut: Future<Output = O> + 'a,
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
     {
-        Counters::bump(&self.counters.misses);
-        tracing::debug!(namespace = %self.namespace, key = %format_args!("{:032x}", key.digest), "cachette: miss");
+        if !matches!(self.backend, Backend::Tiered(_)) {
+            self.count_miss(&key);
+        }
         Box::pin(self.load(key, ttl, load))
     }
 
+    fn count_miss(&self, key: &Key) {
+        Counters::bump(&self.counters.misses);
+        tracing::debug!(namespace = %self.namespace, key = %format_args!("{:032x}", key.digest), "cachette: miss");
+    }
+
     /// The miss path: join the load under way for `key`, or lead one.
-    async fn load<O, F, Fut>(&self, key: Key, ttl: Option<Duration>, load: F) -> O
+    async fn load<O, F, Fut>(&'static self, key: Key, ttl: Option<Duration>, load: F) -> O
     where
         O: Outcome<Value = V>,
         F: FnOnce() -> Fut,
@@ -641,34 +741,54 @@ where
     {
         let flight = match self.flights.entry(key.digest) {
             MapEntry::Occupied(running) => Err(running.get().tx.subscribe()),
-            MapEntry::Vacant(slot) => {
-                let flight = Arc::new(Flight {
-                    tx: watch::channel(Landing::Pending).0,
-                });
-                slot.insert(flight.clone());
-                Ok(flight)
+            MapEntry::Vacant(slot) => Ok(slot.insert(Flight::new()).clone()),
+        };
+        let mut rx = match flight {
+            Ok(flight) => return self.lead(key, ttl, flight, load).await,
+            Err(rx) => rx,
+        };
+        let landing = rx
+            .wait_for(|l| !matches!(l, Landing::Pending))
+            .await
+            .map(|l| (*l).clone());
+        let tiered = matches!(self.backend, Backend::Tiered(_));
+        match landing {
+            Ok(Landing::Done(value)) => {
+                if tiered {
+                    self.count_miss(&key);
+                }
+                return O::from_cached(value);
             }
+            Ok(Landing::Hit(value)) => {
+                self.hit(&key);
+                return O::from_cached(value);
+            }
+            _ => {}
+        }
+        if tiered {
+            self.count_miss(&key);
+        }
+        // The leader failed: run our own body rather than queue behind another leader, so no
+        // caller waits longer than one failed load plus its own. It leads a flight of its own
+        // if none runs yet; otherwise it stores nothing, having no ticket an invalidation
+        // could void.
+        let flight = match self.flights.entry(key.digest) {
+            MapEntry::Vacant(slot) => Some(slot.insert(Flight::new()).clone()),
+            MapEntry::Occupied(_) => None,
         };
         match flight {
-            Ok(flight) => self.lead(key, ttl, flight, load).await,
-            Err(mut rx) => {
-                let landing = rx
-                    .wait_for(|l| !matches!(l, Landing::Pending))
-                    .await
-                    .map(|l| (*l).clone());
-                if let Ok(Landing::Done(value)) = landing {
-                    return O::from_cached(value);
-                }
-                // The leader failed: run our own body rather than queue behind another leader,
-                // so no caller waits longer than one failed load plus its own.
-                let generation = self.generation(&key);
-                self.run(&key, ttl, generation, load).await
+            Some(flight) => {
+                let mut guard = FlightGuard::new(&self.flights, key.digest, flight);
+                let outcome = self.run(&key, ttl, Some(&guard.flight), load).await;
+                guard.land_outcome(&outcome);
+                outcome
             }
+            None => self.run(&key, ttl, None, load).await,
         }
     }
 
     async fn lead<O, F, Fut>(
-        &self,
+        &'static self,
         key: Key,
         ttl: Option<Duration>,
         flight: Arc<Flight<V>>,
@@ -679,33 +799,45 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = O>,
     {
-        let mut guard = FlightGuard {
-            flights: &self.flights,
-            key: key.digest,
-            flight,
-            landed: false,
-        };
-        // Read before the body runs, so an invalidation during the load voids its fill.
-        let generation = self.generation(&key);
-        // A load that finished between our lookup and our lead has filled the memory store
-        // already. (Redis is not asked twice: that would double the miss path's round trips.)
-        if let Backend::Memory(memory) = &self.backend {
-            if let Some(value) = memory.get(key.digest) {
-                guard.land(Landing::Done(value.clone()));
-                return O::from_cached(value);
+        let mut guard = FlightGuard::new(&self.flights, key.digest, flight);
+        match &self.backend {
+            // A load that finished between our lookup and our lead has filled the memory
+            // store already. (Redis is not asked twice: that would double the miss path's
+            // round trips.)
+            Backend::Memory(memory) => {
+                if let Some(value) = memory.get(key.digest) {
+                    guard.land(Landing::Done(value.clone()));
+                    return O::from_cached(value);
+                }
+            }
+            Backend::Redis(_) => {}
+            // The memory tier missed: Redis, then the body, both under this flight.
+            Backend::Tiered(tiered) => {
+                let found = match self.l1_get(tiered, &key) {
+                    Some(value) => Some(value),
+                    None => self.tiered_read(tiered, &key, &guard.flight).await,
+                };
+                if let Some(value) = found {
+                    self.hit(&key);
+                    guard.land(Landing::Hit(value.clone()));
+                    return O::from_cached(value);
+                }
+                self.count_miss(&key);
             }
         }
-        let outcome = self.run(&key, ttl, generation, load).await;
-        if let Some(value) = outcome.cacheable() {
-            if guard.flight.tx.receiver_count() > 0 {
-                guard.land(Landing::Done(value.clone()));
-            }
-        }
+        let outcome = self.run(&key, ttl, Some(&guard.flight), load).await;
+        guard.land_outcome(&outcome);
         outcome
     }
 
-    /// Runs the body and stores what it returns, if cacheable and still current.
-    async fn run<O, F, Fut>(&self, key: &Key, ttl: Option<Duration>, generation: u64, load: F) -> O
+    /// Runs the body and stores what it returns, if cacheable and `flight` is still current.
+    async fn run<O, F, Fut>(
+        &'static self,
+        key: &Key,
+        ttl: Option<Duration>,
+        flight: Option<&Arc<Flight<V>>>,
+        load: F,
+    ) -> O
     where
         O: Outcome<Value = V>,
         F: FnOnce() -> Fut,
@@ -716,80 +848,74 @@ where
         let outcome = load().await;
         if let Some(value) = outcome.cacheable() {
             error_guard.0 = None;
-            self.fill(key, value, ttl, generation).await;
+            if let Some(flight) = flight {
+                self.fill(key, value, ttl, flight).await;
+            }
         }
         outcome
     }
 
-    /// The generation to hand to [`State::fill`], read before the body runs.
-    fn generation(&self, key: &Key) -> u64 {
-        match &self.backend {
-            Backend::Memory(memory) => memory.generation(key.digest),
-            Backend::Redis(only) => only.generations.read(key.digest),
-            Backend::Tiered(tiered) => tiered.l1.generation(key.digest),
+    /// Stores a loaded value, unless an invalidation of its key ran since its flight began.
+    ///
+    /// The Redis part runs in a task of its own ([`settle`]): a caller that stops waiting
+    /// (a timeout, a dropped future) must not stop it between its check and its write, nor
+    /// keep the flight's gate.
+    async fn fill(
+        &'static self,
+        key: &Key,
+        value: &V,
+        ttl: Option<Duration>,
+        flight: &Arc<Flight<V>>,
+    ) {
+        if let Backend::Memory(memory) = &self.backend {
+            memory.insert(key.digest, value.clone(), ttl, || flight.current());
+            return;
         }
+        let (key, value, flight) = (key.clone(), value.clone(), flight.clone());
+        settle(async move { self.fill_shared(&key, &value, &flight).await }).await;
     }
 
-    /// Stores a loaded value, unless an invalidation of its key ran since `generation` was read.
-    ///
-    /// Redis cannot check the generation and write in one step, so the check is made on both
-    /// sides of the `SET`: an invalidation bumps the generation *before* its `DEL`, so a `SET`
-    /// that lands after that `DEL` sees the bump afterwards and deletes what it wrote.
-    async fn fill(&self, key: &Key, value: &V, ttl: Option<Duration>, generation: u64) {
+    async fn fill_shared(&'static self, key: &Key, value: &V, flight: &Flight<V>) {
+        let _gate = flight.gate.lock().await;
+        if !flight.current() {
+            return;
+        }
         match &self.backend {
-            Backend::Memory(memory) => {
-                memory.insert(key.digest, value.clone(), ttl, generation);
-            }
-            Backend::Redis(only) => {
-                let redis = &only.shared;
-                let current = || only.generations.read(key.digest) == generation;
-                self.redis_fill(redis, key, value, current).await;
+            Backend::Memory(_) => {}
+            Backend::Redis(shared) => {
+                self.redis_write(shared, key, value).await;
             }
             Backend::Tiered(tiered) => {
-                let current = || tiered.l1.generation(key.digest) == generation;
                 // Remembered before the write is sent: a remote invalidation handled from
                 // now on deletes the key again if this write may have outlived it.
-                tiered.remember_set(key);
-                if let Written::ThenUndone =
-                    self.redis_fill(&tiered.shared, key, value, current).await
-                {
-                    // Written, then undone because an invalidation ran meanwhile. Between the
-                    // two, a reader here or in another process may have read the value and put
-                    // it in its memory tier: drop it here (after the `DEL`, so a reader's fill
-                    // that began before is voided) and tell the others to drop it too.
-                    tiered.l1.remove(key.digest);
-                    self.publish(&tiered.shared, &[key.digest], Announce::Echo)
-                        .await;
-                    return;
-                }
+                tiered
+                    .recent
+                    .remember(key.digest, || tiered.shared.redis_key(key));
+                self.redis_write(&tiered.shared, key, value).await;
                 if Bus::global().live() {
                     tiered
                         .l1
-                        .insert(key.digest, value.clone(), Some(tiered.l1_ttl), generation);
+                        .insert(key.digest, value.clone(), Some(tiered.l1_ttl), || {
+                            flight.current()
+                        });
                 }
             }
         }
     }
 
-    /// Writes a value to Redis unless `current()` says an invalidation ran since the load
-    /// began; checks again after the write and deletes it if one ran meanwhile.
-    async fn redis_fill(
-        &self,
-        redis: &RedisBackend<V>,
-        key: &Key,
-        value: &V,
-        current: impl Fn() -> bool,
-    ) -> Written {
+    /// Writes a value to Redis (`SET … PX`), unless Redis is unavailable or the key's
+    /// invalidation is still pending.
+    async fn redis_write(&self, redis: &RedisBackend<V>, key: &Key, value: &V) -> Written {
         let Some(ttl) = redis.ttl else {
             return Written::No;
         };
-        if !current() || !redis.redis.available() {
+        if self.pending.blocks(key.digest) || !redis.redis.available() {
             return Written::No;
         }
         let mut bytes = Vec::new();
         if !redis.codec.encode(value, &mut bytes) {
-            Counters::bump(&self.counters.decode_errors);
-            tracing::warn!(namespace = %self.namespace, format = redis.codec.format().name(), "cachette: the value cannot be encoded; not stored");
+            Counters::bump(&self.counters.encode_errors);
+            tracing::warn!(namespace = %self.namespace, format = redis.codec.format().name(), "cachette: the value cannot be encoded so that it reads back as itself; not stored");
             return Written::No;
         }
         if bytes.len() > redis.redis.max_value_bytes() {
@@ -811,12 +937,6 @@ where
             self.store_error(redis.redis, "SET", &err);
             return Written::No;
         }
-        if !current() {
-            if let Err(err) = redis.redis.delete(&name).await {
-                self.store_error(redis.redis, "DEL", &err);
-            }
-            return Written::ThenUndone;
-        }
         Written::Kept
     }
 
@@ -837,37 +957,28 @@ where
         tracing::debug!(namespace = %self.namespace, key = %format_args!("{:032x}", key.digest), "cachette: hit");
     }
 
-    /// A tiered lookup past L1 (which [`CachedFn::lookup`] read): Redis, filling L1 unless an
-    /// invalidation of the key arrived meanwhile or the bus is down.
-    async fn tiered_get(&self, tiered: &Tiered<V>, key: &Key) -> Option<V> {
+    /// A tiered lookup past memory, under the key's flight: Redis, filling memory unless an
+    /// invalidation of the key voided the flight meanwhile or the bus is down.
+    async fn tiered_read(&self, tiered: &Tiered<V>, key: &Key, flight: &Flight<V>) -> Option<V> {
         let bus = Bus::global();
         let live = bus.live();
-        let generation = tiered.l1.generation(key.digest);
         let value = self.redis_get(&tiered.shared, key).await?;
         if live && bus.live() {
             tiered
                 .l1
-                .insert(key.digest, value.clone(), Some(tiered.l1_ttl), generation);
+                .insert(key.digest, value.clone(), Some(tiered.l1_ttl), || {
+                    flight.current()
+                });
         }
         Some(value)
     }
 
-    /// Tells the other processes to drop these keys (or every key) from their L1.
-    async fn publish(&self, shared: &RedisBackend<V>, digests: &[u128], what: Announce) {
-        let message = bus::Message {
-            ns: self.namespace.clone(),
-            keys: digests.iter().map(|d| format!("{d:032x}")).collect(),
-            all: what == Announce::All,
-            from: bus::process_id(),
-            echo: what == Announce::Echo,
-        };
-        if let Err(err) = Bus::global().publish(shared.redis, &message).await {
-            self.store_error(shared.redis, "PUBLISH", &err);
-        }
-    }
-
-    /// A Redis lookup: a hit decodes; a miss, a store error or undecodable bytes are all misses.
+    /// A Redis lookup: a hit decodes; a miss, a store error or undecodable bytes are all misses,
+    /// and so is a key whose invalidation Redis has not confirmed yet.
     async fn redis_get(&self, redis: &RedisBackend<V>, key: &Key) -> Option<V> {
+        if self.pending.blocks(key.digest) {
+            return None;
+        }
         let on_stack = redis.digest_key_on_stack(key);
         let on_heap;
         let name = match &on_stack {
@@ -911,6 +1022,15 @@ where
         Counters::bump(&self.counters.store_errors);
         if !matches!(err, StoreError::Unavailable) {
             redis.warn(&self.namespace, what, err);
+        }
+    }
+
+    /// The Redis side of the store, if it has one.
+    fn shared(&self) -> Option<&RedisBackend<V>> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+            Backend::Redis(shared) => Some(shared),
+            Backend::Tiered(tiered) => Some(&tiered.shared),
         }
     }
 }
@@ -1008,37 +1128,6 @@ fn glob_escape(text: &str) -> String {
     out
 }
 
-/// Invalidation counters, one per slice of the key space: a loader reads its key's before it
-/// runs, an invalidation bumps it, and a fill whose counter moved is not kept.
-struct Generations([AtomicU64; 64]);
-
-impl Default for Generations {
-    fn default() -> Self {
-        Self(std::array::from_fn(|_| AtomicU64::new(0)))
-    }
-}
-
-impl Generations {
-    fn slot(&self, digest: u128) -> &AtomicU64 {
-        &self.0[((digest >> 64) as usize) % self.0.len()]
-    }
-
-    fn read(&self, digest: u128) -> u64 {
-        self.slot(digest).load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    fn bump(&self, digest: u128) {
-        self.slot(digest)
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn bump_all(&self) {
-        for slot in &self.0 {
-            slot.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-}
-
 /// Counts a load error unless disarmed: covers `Err`/`None`, panics and cancellation alike.
 struct LoadErrorGuard<'a>(Option<&'a AtomicU64>);
 
@@ -1059,10 +1148,32 @@ struct FlightGuard<'a, V> {
     landed: bool,
 }
 
-impl<V> FlightGuard<'_, V> {
+impl<'a, V: Clone> FlightGuard<'a, V> {
+    fn new(
+        flights: &'a DashMap<u128, Arc<Flight<V>>, std::hash::BuildHasherDefault<DigestHasher>>,
+        key: u128,
+        flight: Arc<Flight<V>>,
+    ) -> Self {
+        Self {
+            flights,
+            key,
+            flight,
+            landed: false,
+        }
+    }
+
     fn land(&mut self, landing: Landing<V>) {
         self.landed = true;
         self.flight.tx.send_replace(landing);
+    }
+
+    /// Hands a loaded value to the waiters, if there are any.
+    fn land_outcome<O: Outcome<Value = V>>(&mut self, outcome: &O) {
+        if let Some(value) = outcome.cacheable() {
+            if self.flight.tx.receiver_count() > 0 {
+                self.land(Landing::Done(value.clone()));
+            }
+        }
     }
 }
 
@@ -1077,26 +1188,78 @@ impl<V> Drop for FlightGuard<'_, V> {
     }
 }
 
-impl<V> Tiered<V> {
-    fn remember_set(&self, key: &Key) {
-        let now = self.clock.now_ms();
-        if self.recent_sets.len() > 4096 {
-            let horizon = now.saturating_sub(RECENT_SET.as_millis() as u64);
-            self.recent_sets.retain(|_, (at, _)| *at >= horizon);
+/// The keys a tiered function wrote to Redis within the last [`RECENT_SET`] or so, with their
+/// Redis names: a remote invalidation of one of them deletes it again.
+///
+/// Two generations of maps: writes go to the current one, which becomes the previous one
+/// after [`RECENT_SET`], when the previous one is dropped whole. So a write is remembered for
+/// one to two [`RECENT_SET`]s, and each write or look-up costs O(1).
+struct RecentWrites {
+    clock: crate::clock::Clock,
+    inner: std::sync::Mutex<Recent>,
+}
+
+#[derive(Default)]
+struct Recent {
+    current: std::collections::HashMap<u128, String>,
+    previous: std::collections::HashMap<u128, String>,
+    /// When `current` was started, on the clock.
+    since: u64,
+}
+
+impl RecentWrites {
+    fn new(clock: crate::clock::Clock) -> Self {
+        let since = clock.now_ms();
+        Self {
+            clock,
+            inner: std::sync::Mutex::new(Recent {
+                since,
+                ..Recent::default()
+            }),
         }
-        self.recent_sets
-            .insert(key.digest, (now, self.shared.redis_key(key)));
     }
 
-    /// The Redis key of `digest` if this process wrote it within [`RECENT_SET`]; forgets it.
-    fn wrote_lately(&self, digest: u128) -> Option<String> {
-        let horizon = self
-            .clock
-            .now_ms()
-            .saturating_sub(RECENT_SET.as_millis() as u64);
-        self.recent_sets
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
+        let mut recent = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = self.clock.now_ms();
+        let window = RECENT_SET.as_millis() as u64;
+        let age = now.saturating_sub(recent.since);
+        if age >= window {
+            recent.previous = if age >= 2 * window {
+                std::collections::HashMap::new()
+            } else {
+                std::mem::take(&mut recent.current)
+            };
+            recent.current.clear();
+            recent.since = now;
+        }
+        recent
+    }
+
+    /// Remembers a write of `digest`, under the Redis name `name()` gives.
+    fn remember(&self, digest: u128, name: impl FnOnce() -> String) {
+        let mut recent = self.lock();
+        recent.previous.remove(&digest);
+        recent.current.insert(digest, name());
+    }
+
+    /// The Redis name of `digest` if this process wrote it lately; forgets it.
+    fn take(&self, digest: u128) -> Option<String> {
+        let mut recent = self.lock();
+        recent
+            .current
             .remove(&digest)
-            .and_then(|(_, (at, name))| (at >= horizon).then_some(name))
+            .or_else(|| recent.previous.remove(&digest))
+    }
+
+    /// Every write remembered, forgotten.
+    fn take_all(&self) -> Vec<(u128, String)> {
+        let mut recent = self.lock();
+        let previous = std::mem::take(&mut recent.previous);
+        recent.current.drain().chain(previous).collect()
     }
 }
 
@@ -1108,50 +1271,53 @@ where
     ///
     /// If this process wrote one of them to Redis lately, that write may have landed after the
     /// other process's delete (it may hold a value loaded before the change), so it is deleted
-    /// again, between two drops from L1: a fill that began before the first drop is voided by
+    /// again, between two drops from L1: a read that began before the first drop is voided by
     /// it, and one that read Redis before the second delete is voided by the second drop. A
     /// miss costs less than a stale value that stays until its ttl.
-    fn drop_keys<'a>(&'a self, digests: &'a [u128], echo: bool) -> bus::BoxFuture<'a> {
+    fn drop_keys<'a>(&'static self, digests: &'a [u128], echo: bool) -> bus::BoxFuture<'a> {
         Box::pin(async move {
             let Backend::Tiered(tiered) = &self.backend else {
                 return;
             };
+            // Calls from now on start a read of their own rather than join one that may have
+            // read the old value, and reads under way do not fill memory.
+            for &digest in digests {
+                self.void(digest).await;
+                tiered.l1.remove(digest);
+            }
             if echo {
                 // The invalidation itself came before and was counted; this only drops what
                 // may have been read in between.
-                for &digest in digests {
-                    tiered.l1.remove(digest);
-                }
                 return;
             }
-            for &digest in digests {
-                // Calls from now on start a load of their own rather than join one that may
-                // have read the old value.
-                self.flights.remove(&digest);
-                tiered.l1.remove(digest);
-            }
-            for digest in self.delete_again(tiered, digests.iter().copied()).await {
+            let again = digests
+                .iter()
+                .filter_map(|&digest| Some((digest, tiered.recent.take(digest)?)))
+                .collect();
+            for digest in self.delete_again(tiered, again).await {
                 // What a reader put in memory between the two deletes goes too.
+                self.void(digest).await;
                 tiered.l1.remove(digest);
             }
             // Counted once done, so that a reader of the counter knows the memory tier will
             // not be cleared again by this message.
             self.counters
                 .remote_invalidations
-                .fetch_add(digests.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(digests.len() as u64, Ordering::Relaxed);
         })
     }
 
     /// Another process dropped every entry: drop the memory tier, and delete again what this
     /// process wrote to Redis lately (as [`bus::Subscriber::drop_keys`] does for one key).
-    fn drop_all(&self) -> bus::BoxFuture<'_> {
+    fn drop_all(&'static self) -> bus::BoxFuture<'static> {
         Box::pin(async move {
             let Backend::Tiered(tiered) = &self.backend else {
                 return;
             };
-            bus::Subscriber::clear(self);
-            let recent: Vec<u128> = tiered.recent_sets.iter().map(|e| *e.key()).collect();
-            self.delete_again(tiered, recent).await;
+            self.void_all().await;
+            tiered.l1.clear();
+            self.delete_again(tiered, tiered.recent.take_all()).await;
+            self.void_all().await;
             tiered.l1.clear();
             // Counted once done, as `drop_keys` does.
             Counters::bump(&self.counters.remote_invalidations);
@@ -1160,9 +1326,65 @@ where
 
     fn clear(&self) {
         if let Backend::Tiered(tiered) = &self.backend {
+            for flight in self.flights.iter() {
+                flight.stale.store(true, Ordering::SeqCst);
+            }
             self.flights.clear();
             tiered.l1.clear();
         }
+    }
+}
+
+impl<V> Replay for State<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    fn pending(&self) -> &Pending {
+        &self.pending
+    }
+
+    /// Sends the kept clear, then the kept deletes, then the announcements of what they
+    /// deleted: another process must not drop its memory copy before Redis lost the key.
+    fn replay(&'static self) -> bus::BoxFuture<'static> {
+        Box::pin(async move {
+            let Some(shared) = self.shared() else {
+                return;
+            };
+            if !shared.redis.available() {
+                return;
+            }
+            let kept = self.pending.snapshot();
+            if let Some(seq) = kept.clear {
+                let cleared = shared
+                    .redis
+                    .delete_matching(&shared.pattern(), |key| shared.owns(key))
+                    .await;
+                if cleared.is_err() {
+                    return;
+                }
+                self.pending.cleared(seq);
+            }
+            for chunk in kept.deletes.chunks(1000) {
+                let names: Vec<String> = chunk.iter().map(|(_, name, _)| name.clone()).collect();
+                if shared.redis.delete_many(&names).await.is_err() {
+                    return;
+                }
+                self.pending.deleted(chunk);
+            }
+            if kept.announce_all.is_none() && kept.announce.is_empty() {
+                return;
+            }
+            let (digests, what) = match kept.announce_all {
+                Some(_) => (Vec::new(), Announce::All),
+                None => (
+                    kept.announce.iter().map(|(d, _)| *d).collect(),
+                    Announce::Keys,
+                ),
+            };
+            if self.publish(shared, &digests, what).await.is_ok() {
+                self.pending.announced(&kept.announce, kept.announce_all);
+            }
+        })
     }
 }
 

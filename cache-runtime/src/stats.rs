@@ -26,8 +26,14 @@ pub struct Stats {
     /// Store commands that failed or timed out, or were skipped while the store was unavailable.
     pub store_errors: u64,
     /// Stored bytes that did not decode (another format, an older shape, corruption): misses,
-    /// overwritten by the fresh value. Values that could not be encoded count here too.
+    /// overwritten by the fresh value.
     pub decode_errors: u64,
+    /// Values not stored because they could not be encoded so that they read back as
+    /// themselves (say, a JSON map with non-string keys, or a NaN in JSON).
+    pub encode_errors: u64,
+    /// Keys (and clears) whose invalidation Redis has not confirmed yet: kept, sent again
+    /// until it does, and neither read nor written in Redis by this process meanwhile.
+    pub pending_invalidations: u64,
     /// Values not stored because they were larger than the size cap.
     pub oversize: u64,
     /// Hits served by the memory tier of a tiered store (counted in `hits` too).
@@ -58,6 +64,7 @@ pub(crate) struct Counters {
     pub(crate) key_errors: AtomicU64,
     pub(crate) store_errors: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
+    pub(crate) encode_errors: AtomicU64,
     pub(crate) oversize: AtomicU64,
     pub(crate) l1_hits: HotCounter,
     pub(crate) remote_invalidations: AtomicU64,

@@ -16,10 +16,12 @@
 //!
 //! # Races with invalidation
 //!
-//! Each segment carries a generation, bumped by every removal. A loader reads the generation of
-//! its key's segment *before* it runs the body ([`MemoryStore::generation`]) and hands it to
-//! [`MemoryStore::insert`], which stores nothing if the generation moved meanwhile: a value loaded
-//! before an invalidation never lands after it.
+//! [`MemoryStore::insert`] takes a check, `current`, that it runs under the key's segment lock,
+//! the lock [`MemoryStore::remove`] takes too. The caller's check says whether an invalidation
+//! of this one key (or a clear) ran since its load began; an invalidation marks the load stale
+//! *before* it removes the key. So a value loaded before an invalidation either is checked
+//! before the removal (and removed by it) or sees the mark (and is not stored): it never lands
+//! after the invalidation. Invalidating one key never voids the loads of others.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -61,7 +63,6 @@ struct Entry<V> {
 struct Segment {
     keys: Vec<u128>,
     capacity: usize,
-    generation: u64,
     rng: u64,
     hand: usize,
     fills_since_aging: usize,
@@ -72,7 +73,7 @@ struct Segment {
 pub enum Insert {
     /// The value is stored.
     Stored,
-    /// An invalidation ran since the generation was read: nothing stored.
+    /// The check said the value went stale: nothing stored.
     Stale,
 }
 
@@ -97,7 +98,6 @@ impl<V: Clone> MemoryStore<V> {
                 Mutex::new(Segment {
                     keys: Vec::new(),
                     capacity: share,
-                    generation: 0,
                     rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
                     hand: 0,
                     fills_since_aging: 0,
@@ -133,16 +133,17 @@ impl<V: Clone> MemoryStore<V> {
         Some(entry.value.clone())
     }
 
-    /// The generation of `key`'s segment: read it before loading the value to insert.
-    pub fn generation(&self, key: u128) -> u64 {
-        self.segment(key).generation
-    }
-
-    /// Stores `value` under `key` for `ttl` (forever when `None`), unless `key`'s segment was
-    /// invalidated since `generation` was read.
-    pub fn insert(&self, key: u128, value: V, ttl: Option<Duration>, generation: u64) -> Insert {
+    /// Stores `value` under `key` for `ttl` (forever when `None`), unless `current()`, run
+    /// under the lock that [`MemoryStore::remove`] takes, says the value went stale.
+    pub fn insert(
+        &self,
+        key: u128,
+        value: V,
+        ttl: Option<Duration>,
+        current: impl FnOnce() -> bool,
+    ) -> Insert {
         let mut seg = self.segment(key);
-        if seg.generation != generation {
+        if !current() {
             return Insert::Stale;
         }
         let now = self.clock.now_ms();
@@ -175,21 +176,18 @@ impl<V: Clone> MemoryStore<V> {
         Insert::Stored
     }
 
-    /// Drops `key`, and makes any load of it already under way store nothing.
-    /// Returns whether a live entry was there.
+    /// Drops `key`. Returns whether a live entry was there.
     pub fn remove(&self, key: u128) -> bool {
         let mut seg = self.segment(key);
-        seg.generation = seg.generation.wrapping_add(1);
         let now = self.clock.now_ms();
         self.remove_locked(&mut seg, key)
             .is_some_and(|expires_at| expires_at > now)
     }
 
-    /// Drops every entry, and makes every load under way store nothing.
+    /// Drops every entry.
     pub fn clear(&self) {
         for seg in self.segments.iter() {
             let mut seg = seg.lock().unwrap_or_else(PoisonError::into_inner);
-            seg.generation = seg.generation.wrapping_add(1);
             for key in seg.keys.drain(..) {
                 self.map.remove(&key);
             }
@@ -360,9 +358,8 @@ mod tests {
     fn stores_and_returns_a_value() {
         let store = MemoryStore::new(10);
         assert_eq!(store.get(key(1)), None);
-        let g = store.generation(key(1));
         assert_eq!(
-            store.insert(key(1), "one".to_string(), None, g),
+            store.insert(key(1), "one".to_string(), None, || true),
             Insert::Stored
         );
         assert_eq!(store.get(key(1)).as_deref(), Some("one"));
@@ -373,8 +370,7 @@ mod tests {
     fn entries_expire_on_the_clock() {
         let (clock, hand) = Clock::manual();
         let store = MemoryStore::with_clock(10, clock);
-        let g = store.generation(key(1));
-        store.insert(key(1), 1u32, Some(Duration::from_millis(250)), g);
+        store.insert(key(1), 1u32, Some(Duration::from_millis(250)), || true);
         hand.advance(Duration::from_millis(249));
         assert_eq!(store.get(key(1)), Some(1));
         hand.advance(Duration::from_millis(1));
@@ -386,8 +382,7 @@ mod tests {
         for capacity in [1, 3, 100, 1000, 5000] {
             let store = MemoryStore::new(capacity);
             for i in 0..(capacity as u64 * 3 + 10) {
-                let g = store.generation(key(i));
-                store.insert(key(i), i, None, g);
+                store.insert(key(i), i, None, || true);
                 assert!(store.len() <= capacity, "{} > {capacity}", store.len());
             }
             assert!(
@@ -403,14 +398,12 @@ mod tests {
     fn keeps_hot_entries_when_evicting() {
         let store = MemoryStore::new(1000);
         for i in 0..100 {
-            let g = store.generation(key(i));
-            store.insert(key(i), i, None, g);
+            store.insert(key(i), i, None, || true);
         }
         for cold in 1000..20_000u64 {
             // The hot hundred are read between fills of cold keys.
             assert_eq!(store.get(key(cold % 100)), Some(cold % 100));
-            let g = store.generation(key(cold));
-            store.insert(key(cold), cold, None, g);
+            store.insert(key(cold), cold, None, || true);
         }
         let kept = (0..100).filter(|&i| store.get(key(i)).is_some()).count();
         assert!(kept >= 95, "only {kept} of 100 hot keys kept");
@@ -421,13 +414,11 @@ mod tests {
         let (clock, hand) = Clock::manual();
         let store = MemoryStore::with_clock(10_000, clock);
         for i in 0..1000 {
-            let g = store.generation(key(i));
-            store.insert(key(i), i, Some(Duration::from_secs(1)), g);
+            store.insert(key(i), i, Some(Duration::from_secs(1)), || true);
         }
         hand.advance(Duration::from_secs(2));
         for i in 1000..3000 {
-            let g = store.generation(key(i));
-            store.insert(key(i), i, None, g);
+            store.insert(key(i), i, None, || true);
         }
         assert_eq!(store.len(), 2000, "the 1000 expired entries are gone");
         assert_eq!(store.expirations(), 1000);
@@ -435,34 +426,42 @@ mod tests {
     }
 
     #[test]
-    fn a_fill_begun_before_a_removal_is_not_stored() {
+    fn a_stale_fill_is_not_stored() {
         let store = MemoryStore::new(10);
-        let g = store.generation(key(1));
-        assert!(!store.remove(key(1)));
-        assert_eq!(store.insert(key(1), 7, None, g), Insert::Stale);
+        assert_eq!(store.insert(key(1), 7, None, || false), Insert::Stale);
         assert_eq!(store.get(key(1)), None);
-        let g = store.generation(key(1));
-        store.insert(key(1), 8, None, g);
-        let g2 = store.generation(key(2));
-        store.clear();
-        assert_eq!(store.insert(key(2), 9, None, g2), Insert::Stale);
+        assert_eq!(store.insert(key(1), 8, None, || true), Insert::Stored);
+        assert_eq!(store.get(key(1)), Some(8));
+    }
+
+    #[test]
+    fn the_check_runs_under_the_lock_a_removal_takes() {
+        // A removal that starts while a fill is being checked lands after the fill: so an
+        // invalidation that marked the load stale after its check still drops the value.
+        let store = std::sync::Arc::new(MemoryStore::new(10));
+        let remover = std::sync::Mutex::new(None);
+        store.insert(key(1), 1, None, || {
+            let store = store.clone();
+            *remover.lock().unwrap() = Some(std::thread::spawn(move || store.remove(key(1))));
+            std::thread::sleep(Duration::from_millis(30));
+            true
+        });
+        let removed = remover.lock().unwrap().take().unwrap().join().unwrap();
+        assert!(removed, "the removal waited for the fill and dropped it");
         assert_eq!(store.get(key(1)), None);
-        assert!(store.is_empty());
     }
 
     #[test]
     fn remove_keeps_slots_consistent() {
         let store = MemoryStore::new(64);
         for i in 0..64 {
-            let g = store.generation(key(i));
-            store.insert(key(i), i, None, g);
+            store.insert(key(i), i, None, || true);
         }
         for i in (0..64).step_by(2) {
             assert!(store.remove(key(i)));
         }
         for i in 64..96 {
-            let g = store.generation(key(i));
-            store.insert(key(i), i, None, g);
+            store.insert(key(i), i, None, || true);
         }
         assert_eq!(store.len(), 64);
         assert_eq!(store.evictions(), 0);

@@ -1,6 +1,7 @@
 //! Where values live. Each backend is a module here.
 
 pub mod memory;
+pub(crate) mod pending;
 pub mod redis;
 
 pub use self::memory::MemoryStore;

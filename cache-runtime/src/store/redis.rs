@@ -227,10 +227,27 @@ impl Redis {
         self.query::<()>(&cmd).await
     }
 
-    /// Deletes `key`. An invalidation: sent even while the breaker is open (still bounded by
-    /// the timeout), since skipping it could leave a stale value behind.
+    /// Deletes `key`. Not sent while the breaker is open: the caller keeps what failed (see
+    /// `store::pending`).
     pub async fn delete(&'static self, key: &str) -> Result<(), StoreError> {
-        self.query_urgent::<()>(redis::cmd("DEL").arg(key)).await
+        self.query::<()>(redis::cmd("DEL").arg(key)).await
+    }
+
+    /// Deletes `keys`: one `UNLINK` on a single server; on a cluster, where they sit in many
+    /// slots, one `DEL` each, all in flight at once on the multiplexed connection.
+    pub async fn delete_many(&'static self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if matches!(self.target, Target::Cluster(_)) {
+            let deletes = keys.iter().map(|key| self.delete(key));
+            for result in futures_util::future::join_all(deletes).await {
+                result?;
+            }
+            Ok(())
+        } else {
+            self.query::<()>(redis::cmd("UNLINK").arg(keys)).await
+        }
     }
 
     /// Deletes every key matching the glob `pattern` (and accepted by `keep`), on every master.
@@ -240,11 +257,10 @@ impl Redis {
         pattern: &str,
         keep: impl Fn(&str) -> bool,
     ) -> Result<usize, StoreError> {
-        let nodes: Vec<Option<String>> = match self.connection(true).await? {
+        let nodes: Vec<Option<String>> = match self.connection().await? {
             Conn::Single(_) => vec![None],
             Conn::Cluster(_) => self.masters().await?.into_iter().map(Some).collect(),
         };
-        let cluster = matches!(self.target, Target::Cluster(_));
         let mut deleted = 0;
         for node in nodes {
             let mut cursor: u64 = 0;
@@ -256,22 +272,10 @@ impl Redis {
                     .arg("COUNT")
                     .arg(1000);
                 let (next, keys): (u64, Vec<String>) =
-                    self.query_at(node.as_deref(), &scan, true).await?;
+                    self.query_at(node.as_deref(), &scan).await?;
                 let keys: Vec<String> = keys.into_iter().filter(|k| keep(k)).collect();
-                if !keys.is_empty() {
-                    if cluster {
-                        // Keys of one page sit in many slots: one DEL each, all in flight at
-                        // once on the multiplexed connection.
-                        let deletes = keys.iter().map(|key| self.delete(key));
-                        for result in futures_util::future::join_all(deletes).await {
-                            result?;
-                        }
-                    } else {
-                        self.query_urgent::<()>(redis::cmd("UNLINK").arg(&keys))
-                            .await?;
-                    }
-                    deleted += keys.len();
-                }
+                self.delete_many(&keys).await?;
+                deleted += keys.len();
                 cursor = next;
                 if cursor == 0 {
                     break;
@@ -304,53 +308,58 @@ impl Redis {
     /// Runs `cmd` on the shared connection (the one writes take), bounded by the timeout; a
     /// connection failure opens the breaker, and while it is open the command is not sent.
     pub async fn query<T: FromRedisValue>(&'static self, cmd: &Cmd) -> Result<T, StoreError> {
-        self.query_at(None, cmd, false).await
+        self.query_at(None, cmd).await
     }
 
-    /// [`Redis::query`] for what must not be skipped (invalidations): sent even while the
-    /// breaker is open, and still bounded by the timeout.
-    pub async fn query_urgent<T: FromRedisValue>(
-        &'static self,
-        cmd: &Cmd,
-    ) -> Result<T, StoreError> {
-        self.query_at(None, cmd, true).await
-    }
-
+    /// Sends `cmd`, and once more if the connection turned out to be broken: a connection that
+    /// died while idle (a server `timeout`, a proxy, `CLIENT KILL`) fails the first command
+    /// sent on it and is made again for the next, so the retry reaches Redis. A second
+    /// connection failure, or a timeout, opens the breaker.
     async fn query_at<T: FromRedisValue>(
         &'static self,
         node: Option<&str>,
         cmd: &Cmd,
-        urgent: bool,
     ) -> Result<T, StoreError> {
-        let conn = self.connection(urgent).await?;
-        let sent = async {
-            match (conn, node) {
-                (Conn::Single(mut c), _) => cmd.query_async::<T>(&mut c).await,
-                (Conn::Cluster(mut c), None) => cmd.query_async::<T>(&mut c).await,
-                (Conn::Cluster(mut c), Some(addr)) => {
-                    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "6379"));
-                    let routing = redis::cluster_routing::RoutingInfo::SingleNode(
-                        redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
-                            host: host.to_owned(),
-                            port: port.parse().unwrap_or(6379),
-                        },
-                    );
-                    let value = c.route_command(cmd.clone(), routing).await?;
-                    redis::from_redis_value(value).map_err(RedisError::from)
+        let mut retried = false;
+        loop {
+            let conn = self.connection().await?;
+            match tokio::time::timeout(self.timeout, Self::send(conn, node, cmd)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) if connection_error(&err) && !retried && !err.is_timeout() => {
+                    retried = true;
                 }
-            }
-        };
-        match tokio::time::timeout(self.timeout, sent).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => {
-                if connection_error(&err) {
+                Ok(Err(err)) => {
+                    if connection_error(&err) {
+                        self.trip();
+                    }
+                    return Err(StoreError::Redis(err));
+                }
+                Err(_) => {
                     self.trip();
+                    return Err(StoreError::Timeout);
                 }
-                Err(StoreError::Redis(err))
             }
-            Err(_) => {
-                self.trip();
-                Err(StoreError::Timeout)
+        }
+    }
+
+    async fn send<T: FromRedisValue>(
+        conn: Conn,
+        node: Option<&str>,
+        cmd: &Cmd,
+    ) -> Result<T, RedisError> {
+        match (conn, node) {
+            (Conn::Single(mut c), _) => cmd.query_async::<T>(&mut c).await,
+            (Conn::Cluster(mut c), None) => cmd.query_async::<T>(&mut c).await,
+            (Conn::Cluster(mut c), Some(addr)) => {
+                let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "6379"));
+                let routing = redis::cluster_routing::RoutingInfo::SingleNode(
+                    redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+                        host: host.to_owned(),
+                        port: port.parse().unwrap_or(6379),
+                    },
+                );
+                let value = c.route_command(cmd.clone(), routing).await?;
+                redis::from_redis_value(value).map_err(RedisError::from)
             }
         }
     }
@@ -438,8 +447,8 @@ impl Redis {
             .clone()
     }
 
-    async fn connection(&'static self, urgent: bool) -> Result<Conn, StoreError> {
-        if matches!(self.target, Target::Off) || (!urgent && !self.available()) {
+    async fn connection(&'static self) -> Result<Conn, StoreError> {
+        if !self.available() {
             return Err(StoreError::Unavailable);
         }
         if let Some(conn) = self.current() {
