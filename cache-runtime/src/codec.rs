@@ -5,11 +5,17 @@
 //! - `bincode`: a three-byte header — [`BINCODE_MAGIC`], the format id, the layout version —
 //!   then bincode 2's standard encoding of the value's serde form.
 //!
+//! A value is stored only if it reads back as itself. JSON has no NaN or infinity — serde_json
+//! writes them as `null`, which reads back as `None` or not at all — so a value holding a
+//! non-finite `f32`/`f64` anywhere is not encodable in JSON (it is computed, never cached).
+//! bincode keeps every float bit for bit.
+//!
 //! Decoding never fails a call: bytes written by the other codec, by an older shape of the type,
 //! or corrupted, decode to `None` — a miss, which the fresh value then overwrites.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{ser, Serialize};
+use std::fmt;
 
 /// First byte of every bincode value: no JSON text starts with it (it is not valid UTF-8 there).
 pub const BINCODE_MAGIC: u8 = 0xCA;
@@ -97,7 +103,149 @@ impl<V> Codec<V> {
 }
 
 fn json_encode<V: Serialize>(value: &V, out: &mut Vec<u8>) -> bool {
-    serde_json::to_writer(out, value).is_ok()
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        return false;
+    }
+    // A NaN or an infinity would read back as another value: refuse it. Each one leaves a
+    // `null` in the text, so a text without `null` needs no second look.
+    !out[start..].windows(4).any(|w| w == b"null") || value.serialize(FiniteFloats).is_ok()
+}
+
+/// A serializer that writes nothing and fails at the first non-finite float: it walks the value
+/// in the same serde form serde_json saw, every compound returning itself to walk its elements.
+#[derive(Clone, Copy)]
+struct FiniteFloats;
+
+type Walk = Result<(), fmt::Error>;
+
+fn finite(is_finite: bool) -> Walk {
+    if is_finite {
+        Ok(())
+    } else {
+        Err(fmt::Error)
+    }
+}
+
+/// Methods of leaves that hold no float: accepted.
+macro_rules! accept {
+    ($($method:ident($($arg:ty),*);)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Walk {
+            Ok(())
+        })*
+    };
+}
+
+/// Methods that open a compound: the walker itself walks its elements.
+macro_rules! open {
+    ($($method:ident($($arg:ty),*);)*) => {
+        $(fn $method(self, $(_: $arg),*) -> Result<Self, fmt::Error> {
+            Ok(self)
+        })*
+    };
+}
+
+impl ser::Serializer for FiniteFloats {
+    type Ok = ();
+    type Error = fmt::Error;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    fn serialize_f32(self, v: f32) -> Walk {
+        finite(v.is_finite())
+    }
+
+    fn serialize_f64(self, v: f64) -> Walk {
+        finite(v.is_finite())
+    }
+
+    accept! {
+        serialize_bool(bool); serialize_char(char); serialize_str(&str); serialize_bytes(&[u8]);
+        serialize_i8(i8); serialize_i16(i16); serialize_i32(i32); serialize_i64(i64);
+        serialize_i128(i128); serialize_u8(u8); serialize_u16(u16); serialize_u32(u32);
+        serialize_u64(u64); serialize_u128(u128); serialize_none(); serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+
+    fn collect_str<T: ?Sized + fmt::Display>(self, _: &T) -> Walk {
+        Ok(())
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Walk {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, value: &T) -> Walk {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        value: &T,
+    ) -> Walk {
+        value.serialize(self)
+    }
+
+    open! {
+        serialize_seq(Option<usize>); serialize_tuple(usize);
+        serialize_tuple_struct(&'static str, usize);
+        serialize_tuple_variant(&'static str, u32, &'static str, usize);
+        serialize_map(Option<usize>); serialize_struct(&'static str, usize);
+        serialize_struct_variant(&'static str, u32, &'static str, usize);
+    }
+}
+
+/// Compounds: each element (after its name, if any) is walked in turn.
+macro_rules! walk_elements {
+    ($($compound:ident::$method:ident($($arg:ty),*);)*) => {$(
+        impl ser::$compound for FiniteFloats {
+            type Ok = ();
+            type Error = fmt::Error;
+
+            fn $method<T: ?Sized + Serialize>(&mut self, $(_: $arg,)* value: &T) -> Walk {
+                value.serialize(*self)
+            }
+
+            fn end(self) -> Walk {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+walk_elements! {
+    SerializeSeq::serialize_element();
+    SerializeTuple::serialize_element();
+    SerializeTupleStruct::serialize_field();
+    SerializeTupleVariant::serialize_field();
+    SerializeStruct::serialize_field(&'static str);
+    SerializeStructVariant::serialize_field(&'static str);
+}
+
+impl ser::SerializeMap for FiniteFloats {
+    type Ok = ();
+    type Error = fmt::Error;
+
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Walk {
+        key.serialize(*self)
+    }
+
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Walk {
+        value.serialize(*self)
+    }
+
+    fn end(self) -> Walk {
+        Ok(())
+    }
 }
 
 fn json_decode<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
@@ -231,6 +379,116 @@ mod tests {
         let mut out = b"kept".to_vec();
         assert!(!Codec::<HashMap<(u8, u8), u8>>::new(Format::Json).encode(&map, &mut out));
         assert_eq!(out, b"kept");
+    }
+
+    /// JSON refuses `value`, leaving the buffer as it was.
+    fn json_refuses<V: Serialize + DeserializeOwned>(value: V) {
+        let mut out = b"kept".to_vec();
+        assert!(!Codec::<V>::new(Format::Json).encode(&value, &mut out));
+        assert_eq!(out, b"kept");
+    }
+
+    #[test]
+    fn json_refuses_an_option_holding_nan() {
+        json_refuses(Some(f64::NAN));
+    }
+
+    #[test]
+    fn json_refuses_an_infinity() {
+        json_refuses(f64::INFINITY);
+    }
+
+    #[test]
+    fn json_refuses_a_negative_f32_infinity() {
+        json_refuses((1u8, f32::NEG_INFINITY));
+    }
+
+    #[test]
+    fn json_refuses_nan_in_a_vec_in_a_struct() {
+        #[derive(Serialize, Deserialize)]
+        struct Series {
+            name: String,
+            points: Vec<f64>,
+        }
+        json_refuses(Series {
+            name: "s".into(),
+            points: vec![1.0, f64::NAN, 2.0],
+        });
+    }
+
+    #[test]
+    fn json_refuses_nan_as_a_map_value() {
+        json_refuses(BTreeMap::from([
+            ("a".to_string(), 1.0),
+            ("b".to_string(), f64::NAN),
+        ]));
+    }
+
+    #[test]
+    fn json_refuses_an_enum_variant_holding_an_infinity() {
+        #[derive(Serialize, Deserialize)]
+        enum Reading {
+            Missing,
+            Celsius { value: f64 },
+        }
+        json_refuses(vec![
+            Reading::Missing,
+            Reading::Celsius {
+                value: f64::INFINITY,
+            },
+        ]);
+    }
+
+    #[test]
+    fn json_keeps_nulls_beside_finite_floats() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Sparse {
+            missing: Option<f64>,
+            unit: (),
+            json: serde_json::Value,
+            text: String,
+            present: Option<f64>,
+        }
+        let value = Sparse {
+            missing: None,
+            unit: (),
+            json: serde_json::Value::Null,
+            text: "null".into(),
+            present: Some(-1.5),
+        };
+        let codec = Codec::<Sparse>::new(Format::Json);
+        let mut bytes = Vec::new();
+        assert!(codec.encode(&value, &mut bytes));
+        assert!(bytes.windows(4).any(|w| w == b"null"));
+        assert_eq!(codec.decode(&bytes), Some(value));
+    }
+
+    #[test]
+    fn json_keeps_finite_extremes() {
+        let extremes = vec![f64::MAX, f64::MIN, f64::MIN_POSITIVE, -0.0, 5e-324];
+        let codec = Codec::<(Vec<f64>, Option<f32>)>::new(Format::Json);
+        let mut bytes = Vec::new();
+        assert!(codec.encode(&(extremes.clone(), None), &mut bytes));
+        let (back, none) = codec.decode(&bytes).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&extremes));
+        assert_eq!(none, None);
+    }
+
+    #[test]
+    fn bincode_keeps_nan_and_infinities() {
+        let codec = Codec::<(Option<f64>, Vec<f64>, f32)>::new(Format::Bincode);
+        let mut bytes = Vec::new();
+        let value = (
+            Some(f64::NAN),
+            vec![f64::INFINITY, f64::NEG_INFINITY],
+            f32::NAN,
+        );
+        assert!(codec.encode(&value, &mut bytes));
+        let (nan, infinities, nan32) = codec.decode(&bytes).unwrap();
+        assert!(nan.unwrap().is_nan());
+        assert_eq!(infinities, [f64::INFINITY, f64::NEG_INFINITY]);
+        assert!(nan32.is_nan());
     }
 
     impl<V: Serialize> Codec<V> {

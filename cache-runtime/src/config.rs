@@ -28,6 +28,8 @@ pub const DEFAULT_PREFIX: &str = "cachette";
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 /// The largest encoded value stored in Redis; a larger one is returned but not stored.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+/// The longest Redis timeout [`ConfigBuilder::build`] accepts.
+const MAX_REDIS_TIMEOUT: Duration = Duration::from_secs(60);
 
 static GLOBAL: OnceLock<Config> = OnceLock::new();
 
@@ -56,10 +58,13 @@ impl Config {
 
     /// A builder starting from the environment: `CACHETTE_REDIS_URL`, `CACHETTE_PREFIX`,
     /// `CACHETTE_REDIS_TIMEOUT_MS`, `CACHETTE_MAX_VALUE_BYTES`, `CACHETTE_MEMORY_CAPACITY`.
+    /// Unset variables keep their defaults. This is the strict reading, for a program that
+    /// wants to refuse a bad environment; [`Config::global`] instead replaces each bad
+    /// setting with its default.
     ///
     /// # Errors
-    /// A number variable that is set but cannot be parsed. (URLs are checked by
-    /// [`ConfigBuilder::build`].)
+    /// A number variable that is set but is not a positive whole number. (Ranges, the prefix
+    /// and URLs are checked by [`ConfigBuilder::build`].)
     pub fn from_env() -> Result<ConfigBuilder, ConfigError> {
         let mut builder = Self::builder();
         if let Some(n) = env_number(ENV_MEMORY_CAPACITY)? {
@@ -86,7 +91,7 @@ impl Config {
     }
 
     /// The Redis node URLs: one for a standalone server, several for a Redis Cluster; none when
-    /// the configuration in the environment was unusable (Redis is then never used).
+    /// `CACHETTE_REDIS_URL` did not parse (Redis is then never used).
     pub fn redis_urls(&self) -> &[String] {
         &self.redis_urls
     }
@@ -106,17 +111,77 @@ impl Config {
         self.max_value_bytes
     }
 
-    /// The configuration in force: the installed one, or else the environment's (a bad variable
-    /// is logged and its default used, since a cache must not fail the calls it serves).
+    /// The configuration in force: the installed one, or else the environment's, read on first
+    /// use. A cache must not fail the calls it serves, nor go silent over one typo, so each bad
+    /// setting in the environment is replaced by its own default, with a warning naming it: a
+    /// number that does not parse, is zero or is out of range, or an empty `CACHETTE_PREFIX`.
+    /// Only a `CACHETTE_REDIS_URL` that does not parse turns Redis off (there is no default
+    /// for someone else's server); the memory settings still apply then.
     pub fn global() -> &'static Config {
         GLOBAL.get_or_init(|| {
-            Self::from_env().and_then(ConfigBuilder::build).unwrap_or_else(|err| {
-                tracing::warn!(%err, "cachette: bad configuration in the environment: Redis is off, memory stores use the defaults");
-                let mut config = Self::builder().into_config(Vec::new());
-                config.redis_urls.clear();
-                config
-            })
+            let (config, warnings) = Self::from_env_lenient(|name| std::env::var(name).ok());
+            for warning in warnings {
+                tracing::warn!("cachette: {warning}");
+            }
+            config
         })
+    }
+
+    /// The configuration in the variables `var` looks up, each unusable setting replaced by
+    /// its default, and one warning per replaced setting (see [`Config::global`]).
+    fn from_env_lenient(var: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
+        let mut warnings = Vec::new();
+        // An unset variable is the default, silently; a set one that `build` would refuse is
+        // the default too, but said, so the typo gets fixed.
+        let mut number = |name: &str, default: usize, max: usize| -> usize {
+            let Some(raw) = var(name) else {
+                return default;
+            };
+            match parse_positive(&raw) {
+                Some(n) if n <= max => n,
+                _ => {
+                    let expected = if max == usize::MAX {
+                        "a positive whole number".to_owned()
+                    } else {
+                        format!("a whole number from 1 to {max}")
+                    };
+                    warnings.push(format!(
+                        "{name}={raw:?} is not {expected}: using the default, {default}"
+                    ));
+                    default
+                }
+            }
+        };
+        let memory_capacity = number(ENV_MEMORY_CAPACITY, DEFAULT_MEMORY_CAPACITY, usize::MAX);
+        let timeout_ms = number(
+            ENV_REDIS_TIMEOUT_MS,
+            DEFAULT_REDIS_TIMEOUT.as_millis() as usize,
+            MAX_REDIS_TIMEOUT.as_millis() as usize,
+        );
+        let max_value_bytes = number(ENV_MAX_VALUE_BYTES, DEFAULT_MAX_VALUE_BYTES, usize::MAX);
+        let mut builder = Self::builder()
+            .memory_capacity(memory_capacity)
+            .redis_timeout(Duration::from_millis(timeout_ms as u64))
+            .max_value_bytes(max_value_bytes);
+
+        match var(ENV_PREFIX) {
+            Some(prefix) if prefix.trim().is_empty() => warnings.push(format!(
+                "{ENV_PREFIX}={prefix:?} is empty: using the default, {DEFAULT_PREFIX:?}"
+            )),
+            Some(prefix) => builder = builder.prefix(prefix),
+            None => {}
+        }
+        if let Some(url) = var(ENV_REDIS_URL) {
+            builder = builder.redis_url(url);
+        }
+        // Every other setting is now one `build` accepts, so only the URL can turn Redis off.
+        let urls = parse_redis_urls(&builder.redis_url).unwrap_or_else(|err| {
+            warnings.push(format!(
+                "{ENV_REDIS_URL}: {err}: Redis is off, memory stores still work"
+            ));
+            Vec::new()
+        });
+        (builder.into_config(urls), warnings)
     }
 }
 
@@ -175,7 +240,7 @@ impl ConfigBuilder {
         if self.memory_capacity == 0 {
             return Err(ConfigError::invalid("memory_capacity", "0"));
         }
-        if self.redis_timeout.is_zero() || self.redis_timeout > Duration::from_secs(60) {
+        if self.redis_timeout.is_zero() || self.redis_timeout > MAX_REDIS_TIMEOUT {
             return Err(ConfigError::invalid(
                 "redis_timeout",
                 format!("{:?} (from 1 ms to 60 s)", self.redis_timeout),
@@ -187,19 +252,7 @@ impl ConfigBuilder {
         if self.prefix.is_empty() {
             return Err(ConfigError::invalid("prefix", "\"\""));
         }
-        let urls: Vec<String> = self
-            .redis_url
-            .split(',')
-            .map(|u| u.trim().to_owned())
-            .filter(|u| !u.is_empty())
-            .collect();
-        if urls.is_empty() {
-            return Err(ConfigError::bad_url(&self.redis_url, "no URL given"));
-        }
-        for url in &urls {
-            redis::Client::open(url.as_str())
-                .map_err(|err| ConfigError::bad_url(url, &err.to_string()))?;
-        }
+        let urls = parse_redis_urls(&self.redis_url)?;
         Ok(self.into_config(urls))
     }
 
@@ -227,14 +280,32 @@ impl ConfigBuilder {
     }
 }
 
+/// The node URLs in a comma-separated list: at least one, each one the Redis client accepts.
+fn parse_redis_urls(list: &str) -> Result<Vec<String>, ConfigError> {
+    let urls: Vec<String> = list
+        .split(',')
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Err(ConfigError::bad_url(list, "no URL given"));
+    }
+    for url in &urls {
+        redis::Client::open(url.as_str())
+            .map_err(|err| ConfigError::bad_url(url, &err.to_string()))?;
+    }
+    Ok(urls)
+}
+
+/// A positive whole number, surrounding spaces allowed; `None` for anything else, zero included.
+fn parse_positive(raw: &str) -> Option<usize> {
+    raw.trim().parse::<usize>().ok().filter(|&n| n > 0)
+}
+
 fn env_number(name: &str) -> Result<Option<usize>, ConfigError> {
     match std::env::var(name) {
         Err(_) => Ok(None),
-        Ok(raw) => raw
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
+        Ok(raw) => parse_positive(&raw)
             .map(Some)
             .ok_or_else(|| ConfigError::invalid(name, raw)),
     }
@@ -306,6 +377,146 @@ impl std::error::Error for ConfigError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// A valid environment; each case below spoils one variable of it.
+    const VALID: [(&str, &str); 5] = [
+        (ENV_REDIS_URL, "redis://127.0.0.1:7001"),
+        (ENV_PREFIX, "app"),
+        (ENV_REDIS_TIMEOUT_MS, "250"),
+        (ENV_MAX_VALUE_BYTES, "4096"),
+        (ENV_MEMORY_CAPACITY, "500"),
+    ];
+
+    /// The lenient reading of `vars`, without touching the process's environment (tests run
+    /// in parallel threads).
+    fn read(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        Config::from_env_lenient(|name| vars.get(name).map(|v| (*v).to_owned()))
+    }
+
+    /// `VALID` with `name` set to `value`.
+    fn valid_but(name: &str, value: &'static str) -> Vec<(&'static str, &'static str)> {
+        VALID
+            .iter()
+            .map(|&(n, v)| (n, if n == name { value } else { v }))
+            .collect()
+    }
+
+    /// Memory capacity, Redis timeout, largest value, prefix.
+    fn settings(config: &Config) -> (usize, Duration, usize, &str) {
+        (
+            config.memory_capacity(),
+            config.redis_timeout(),
+            config.max_value_bytes(),
+            config.prefix(),
+        )
+    }
+
+    #[test]
+    fn the_environment_read_leniently_is_used_as_given_when_valid() {
+        let (config, warnings) = read(&VALID);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.redis_urls(), ["redis://127.0.0.1:7001"]);
+        assert_eq!(
+            settings(&config),
+            (500, Duration::from_millis(250), 4096, "app")
+        );
+
+        let (config, warnings) = read(&valid_but(ENV_REDIS_TIMEOUT_MS, "60000"));
+        assert!(warnings.is_empty(), "60 s is allowed: {warnings:?}");
+        assert_eq!(config.redis_timeout(), Duration::from_secs(60));
+
+        let (config, warnings) = read(&[]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(config.redis_urls(), [DEFAULT_REDIS_URL]);
+        assert_eq!(
+            settings(&config),
+            (
+                DEFAULT_MEMORY_CAPACITY,
+                DEFAULT_REDIS_TIMEOUT,
+                DEFAULT_MAX_VALUE_BYTES,
+                DEFAULT_PREFIX
+            )
+        );
+    }
+
+    #[test]
+    fn a_bad_number_or_prefix_falls_back_to_its_own_default_and_redis_stays_on() {
+        let ms = Duration::from_millis;
+        let cases = [
+            (
+                ENV_MAX_VALUE_BYTES,
+                "1MB",
+                (500, ms(250), DEFAULT_MAX_VALUE_BYTES, "app"),
+                "1048576",
+            ),
+            (
+                ENV_REDIS_TIMEOUT_MS,
+                "0",
+                (500, DEFAULT_REDIS_TIMEOUT, 4096, "app"),
+                "100",
+            ),
+            (
+                ENV_REDIS_TIMEOUT_MS,
+                "70000",
+                (500, DEFAULT_REDIS_TIMEOUT, 4096, "app"),
+                "100",
+            ),
+            (
+                ENV_MEMORY_CAPACITY,
+                "10k",
+                (DEFAULT_MEMORY_CAPACITY, ms(250), 4096, "app"),
+                "10000",
+            ),
+            (
+                ENV_MEMORY_CAPACITY,
+                "0",
+                (DEFAULT_MEMORY_CAPACITY, ms(250), 4096, "app"),
+                "10000",
+            ),
+            (
+                ENV_PREFIX,
+                "",
+                (500, ms(250), 4096, DEFAULT_PREFIX),
+                DEFAULT_PREFIX,
+            ),
+            (
+                ENV_PREFIX,
+                "  ",
+                (500, ms(250), 4096, DEFAULT_PREFIX),
+                DEFAULT_PREFIX,
+            ),
+        ];
+        for (name, bad, expected, default) in cases {
+            let (config, warnings) = read(&valid_but(name, bad));
+            assert_eq!(
+                config.redis_urls(),
+                ["redis://127.0.0.1:7001"],
+                "{name}={bad:?} keeps Redis on"
+            );
+            assert_eq!(settings(&config), expected, "{name}={bad:?}");
+            assert_eq!(warnings.len(), 1, "{name}={bad:?}: {warnings:?}");
+            let warning = &warnings[0];
+            assert!(
+                warning.contains(name)
+                    && warning.contains(&format!("{bad:?}"))
+                    && warning.contains(default),
+                "names the variable, the value and the default: {warning}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_redis_url_turns_redis_off_and_keeps_the_memory_settings() {
+        for bad in ["not a url", "http://127.0.0.1:6379", ""] {
+            let (config, warnings) = read(&valid_but(ENV_REDIS_URL, bad));
+            assert!(config.redis_urls().is_empty(), "{bad:?} turns Redis off");
+            assert_eq!(config.memory_capacity(), 500, "{bad:?}");
+            assert_eq!(warnings.len(), 1, "{bad:?}: {warnings:?}");
+            assert!(warnings[0].contains(ENV_REDIS_URL), "{}", warnings[0]);
+        }
+    }
 
     #[test]
     fn the_builder_checks_what_it_is_given() {
