@@ -338,6 +338,60 @@ async fn invalidating_one_key_costs_other_keys_nothing() {
     );
 }
 
+/// The "database" of the clear test: every value carries the generation it was read at.
+static LISTING: AtomicU64 = AtomicU64::new(0);
+
+#[cached(ttl = 60, store = "tiered", key = "all:{id}")]
+async fn listed(id: u64) -> u64 {
+    let generation = LISTING.load(Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    generation * 1000 + id
+}
+
+#[invalidates(all(listed))]
+async fn relist() {
+    LISTING.fetch_add(1, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_tiered_clear_no_entry_from_before_is_read() {
+    let _serial = serial().await;
+    server();
+    for round in 0..5 {
+        for id in 0..200 {
+            listed(id).await;
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Readers keep refilling the memory tier from Redis while the clear runs.
+        let readers: Vec<_> = (0..4u64)
+            .map(|r| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut id = r;
+                    while !stop.load(Ordering::Relaxed) {
+                        listed(id % 200).await;
+                        id += 7;
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        relist().await;
+        let generation = LISTING.load(Ordering::SeqCst);
+        let mut stale = 0;
+        for id in 0..200 {
+            if listed(id).await / 1000 < generation {
+                stale += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        assert_eq!(stale, 0, "round {round}: entries from before the clear");
+    }
+}
+
 /// The versioned "database" of the stress test: a version per key, bumped by each write.
 static VERSIONS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 /// The newest version of each key whose mutator has returned.

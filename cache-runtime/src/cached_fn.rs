@@ -1390,7 +1390,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{Key, RedisBackend};
+    use super::{Key, RecentWrites, RedisBackend, RECENT_SET};
     use crate::codec::{Codec, Format};
     use crate::config::Config;
     use crate::store::redis::Redis;
@@ -1406,6 +1406,35 @@ mod tests {
             name_prefix: format!("{}:", redis.prefix()),
             template: None,
         }
+    }
+
+    #[test]
+    fn recent_writes_are_kept_one_to_two_windows_and_no_longer() {
+        let (clock, hand) = crate::clock::Clock::manual();
+        let recent = RecentWrites::new(clock);
+        recent.remember(1, || "k1".into());
+        hand.advance(RECENT_SET + RECENT_SET / 2);
+        recent.remember(2, || "k2".into());
+        assert_eq!(
+            recent.take(1).as_deref(),
+            Some("k1"),
+            "from the window before"
+        );
+        assert_eq!(recent.take(1), None, "taken once");
+        recent.remember(3, || "k3".into());
+        hand.advance(RECENT_SET * 2);
+        assert_eq!(recent.take(2), None, "older than two windows");
+        for digest in 0..10_000 {
+            recent.remember(digest, String::new);
+        }
+        hand.advance(RECENT_SET * 2);
+        recent.remember(7, || "k7".into());
+        let kept = recent.lock();
+        assert_eq!(
+            kept.current.len() + kept.previous.len(),
+            1,
+            "old writes are dropped whole, not kept until looked up"
+        );
     }
 
     #[test]
