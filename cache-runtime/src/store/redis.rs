@@ -1,18 +1,20 @@
 //! The shared store: Redis, standalone or Redis Cluster, reached through auto-reconnecting
 //! multiplexed connections: one per process for writes, one per runtime for reads (below).
 //!
-//! Nothing here can fail a call. Every command is bounded by the configured timeout; a command
-//! that fails for a connection reason (refused, reset, timed out) opens a short *breaker* during
-//! which commands are not even tried, so a Redis that is down or frozen costs at most one
-//! timeout per [`RETRY_AFTER`], not one per call. The connection itself heals on its own
-//! (redis-rs's `ConnectionManager` reconnects; a cluster connection is made again), and the
-//! cache is used again as soon as Redis answers.
+//! Nothing here can fail a call. Every command is bounded by the configured timeout. A command
+//! whose connection turns out to be broken (killed, closed by the server's idle `timeout` or a
+//! proxy) is sent once more, on the connection made again in its place; a second connection
+//! failure, or a timeout, opens a short *breaker* during which no command is even tried
+//! (invalidations included: their caller keeps them, see `store::pending`), so a Redis that is
+//! down or frozen costs at most one timeout per [`RETRY_AFTER`], not one per call. The
+//! connection heals on its own (redis-rs's `ConnectionManager` reconnects; a cluster
+//! connection is made again), and the cache is used again as soon as Redis answers.
 //!
 //! Writes — `SET`, `DEL`, `UNLINK`, `PUBLISH` — all go through one shared connection, driven by
 //! a runtime of cachette's own on one background thread ([`io_runtime`]), which outlives every
 //! other runtime (each `#[tokio::test]` has its own). Redis runs them in the order they were
-//! sent, and the invalidation protocol relies on that: a `DEL` sent after a `SET` undoes it, a
-//! `PUBLISH` is not seen before the `DEL` it announces.
+//! sent: a `PUBLISH` is not seen before the `DEL` it announces, and a `DEL` sent behind a `SET`
+//! that timed out lands after it.
 //!
 //! Reads (`GET`, the hit path) take a connection driven by the caller's own runtime, made on
 //! its first read and kept for as long as that runtime lives (`Redis::reader`): a hit never
