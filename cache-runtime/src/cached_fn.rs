@@ -1390,7 +1390,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{Key, RecentWrites, RedisBackend, RECENT_SET};
+    use super::{Flight, Key, RecentWrites, RedisBackend, RECENT_SET};
     use crate::codec::{Codec, Format};
     use crate::config::Config;
     use crate::store::redis::Redis;
@@ -1406,6 +1406,29 @@ mod tests {
             name_prefix: format!("{}:", redis.prefix()),
             template: None,
         }
+    }
+
+    #[tokio::test]
+    async fn voiding_a_flight_waits_for_the_write_it_began() {
+        let flight = Flight::<u64>::new();
+        // A fill that passed its check and holds the gate while its `SET` is on its way.
+        let write = flight.gate.lock().await;
+        assert!(flight.current());
+        let voiding = tokio::spawn({
+            let flight = flight.clone();
+            async move { flight.void().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!flight.current(), "marked stale at once: later checks fail");
+        assert!(
+            !voiding.is_finished(),
+            "the invalidation's delete must wait for the write under way"
+        );
+        drop(write);
+        voiding.await.unwrap();
+        // A fill that takes the gate after the void sees the mark.
+        let _gate = flight.gate.lock().await;
+        assert!(!flight.current());
     }
 
     #[test]
