@@ -36,6 +36,17 @@ pub(crate) trait Subscriber: Sync {
 pub(crate) type BoxFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 
+/// What a message on the bus says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Announce {
+    /// These keys changed: drop them, and delete again what you wrote lately.
+    Keys,
+    /// Every entry changed.
+    All,
+    /// These keys were deleted again after an invalidation: only drop them from memory.
+    Echo,
+}
+
 /// One message on the bus.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 pub(crate) struct Message {
@@ -111,8 +122,27 @@ impl Bus {
         self.live.load(Ordering::Acquire)
     }
 
+    /// Publishes what happened to keys of the function `namespace`; failures are the
+    /// caller's to count and keep.
+    pub(crate) async fn announce(
+        &self,
+        redis: &'static Redis,
+        namespace: &str,
+        digests: &[u128],
+        what: Announce,
+    ) -> Result<(), crate::store::redis::StoreError> {
+        let message = Message {
+            ns: namespace.to_owned(),
+            keys: digests.iter().map(|d| format!("{d:032x}")).collect(),
+            all: what == Announce::All,
+            from: process_id(),
+            echo: what == Announce::Echo,
+        };
+        self.publish(redis, &message).await
+    }
+
     /// Publishes a message; failures are the caller's to count.
-    pub(crate) async fn publish(
+    async fn publish(
         &self,
         redis: &'static Redis,
         message: &Message,

@@ -18,11 +18,11 @@ use serde::{ser, Serialize};
 use std::fmt;
 
 /// First byte of every bincode value: no JSON text starts with it (it is not valid UTF-8 there).
-pub const BINCODE_MAGIC: u8 = 0xCA;
+pub(crate) const BINCODE_MAGIC: u8 = 0xCA;
 /// Second byte: the format id of bincode.
-pub const BINCODE_FORMAT_ID: u8 = 0x02;
+pub(crate) const BINCODE_FORMAT_ID: u8 = 0x02;
 /// Third byte: the layout version, bumped if the encoding's configuration ever changes.
-pub const BINCODE_LAYOUT: u8 = 0x01;
+pub(crate) const BINCODE_LAYOUT: u8 = 0x01;
 
 const HEADER: [u8; 3] = [BINCODE_MAGIC, BINCODE_FORMAT_ID, BINCODE_LAYOUT];
 

@@ -6,28 +6,28 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Entries a memory store holds when neither `capacity = N` nor the configuration says otherwise.
-pub const DEFAULT_MEMORY_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_MEMORY_CAPACITY: usize = 10_000;
 
 /// The environment variable that sets [`ConfigBuilder::memory_capacity`].
-pub const ENV_MEMORY_CAPACITY: &str = "CACHETTE_MEMORY_CAPACITY";
+pub(crate) const ENV_MEMORY_CAPACITY: &str = "CACHETTE_MEMORY_CAPACITY";
 /// The environment variable that sets [`ConfigBuilder::redis_url`]: one URL, or several
 /// comma-separated node URLs of a Redis Cluster.
-pub const ENV_REDIS_URL: &str = "CACHETTE_REDIS_URL";
+pub(crate) const ENV_REDIS_URL: &str = "CACHETTE_REDIS_URL";
 /// The environment variable that sets [`ConfigBuilder::prefix`].
-pub const ENV_PREFIX: &str = "CACHETTE_PREFIX";
+pub(crate) const ENV_PREFIX: &str = "CACHETTE_PREFIX";
 /// The environment variable that sets [`ConfigBuilder::redis_timeout`], in milliseconds.
-pub const ENV_REDIS_TIMEOUT_MS: &str = "CACHETTE_REDIS_TIMEOUT_MS";
+pub(crate) const ENV_REDIS_TIMEOUT_MS: &str = "CACHETTE_REDIS_TIMEOUT_MS";
 /// The environment variable that sets [`ConfigBuilder::max_value_bytes`].
-pub const ENV_MAX_VALUE_BYTES: &str = "CACHETTE_MAX_VALUE_BYTES";
+pub(crate) const ENV_MAX_VALUE_BYTES: &str = "CACHETTE_MAX_VALUE_BYTES";
 
 /// The Redis used when none is configured.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub(crate) const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// The first part of every Redis key, unless configured.
-pub const DEFAULT_PREFIX: &str = "cachette";
+pub(crate) const DEFAULT_PREFIX: &str = "cachette";
 /// The longest any Redis command may take before the call goes on without it.
-pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 /// The largest encoded value stored in Redis; a larger one is returned but not stored.
-pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 /// The longest Redis timeout [`ConfigBuilder::build`] accepts.
 const MAX_REDIS_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -95,31 +95,6 @@ impl KeyBuilder {
     }
 }
 
-/// `digest` as 32 lowercase hex digits, as `format!("{digest:032x}")` writes it, without the
-/// formatting machinery: a Redis key is built on every call, and `format!` made that a tenth of
-/// the client's work per Redis hit. Eight digits at a time, in a `u64`.
-pub(crate) fn hex(digest: u128) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
-        let word = (digest >> (96 - 32 * i)) as u32;
-        chunk.copy_from_slice(&hex8(word));
-    }
-    out
-}
-
-/// Eight hex digits of `word`, most significant first.
-fn hex8(word: u32) -> [u8; 8] {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // One nibble per byte, the most significant nibble in the most significant byte.
-    let mut v = u64::from(word);
-    v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
-    v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
-    v = (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
-    // 1 in each byte whose nibble is 10 or more; no byte carries into the next.
-    let letters = ((v + 6 * ONES) >> 4) & ONES;
-    (v + u64::from(b'0') * ONES + letters * u64::from(b'a' - b'0' - 10)).to_be_bytes()
-}
-
 /// Why an argument could not be turned into a key (its Serialize impl failed).
 ///
 /// It carries a fixed message only, so that building a key never allocates;
@@ -1378,21 +1353,7 @@ mod tests {
 
 #[cfg(test)]
 mod golden {
-    use super::{digest, hex};
-
-    #[test]
-    fn hex_writes_what_format_writes() {
-        let mut d = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
-        for fixed in [0, 1, 0xabc, u128::MAX, 1 << 127, 0x9a9a_a9a9 << 64] {
-            assert_eq!(hex(fixed).as_slice(), format!("{fixed:032x}").as_bytes());
-        }
-        for _ in 0..10_000 {
-            assert_eq!(hex(d).as_slice(), format!("{d:032x}").as_bytes());
-            d = d
-                .wrapping_mul(0x2545_f491_4f6c_dd1d_9e37_79b9_7f4a_7c15)
-                .wrapping_add(1);
-        }
-    }
+    use super::digest;
 
     /// The digests are part of the Redis key format: every process, machine and release must
     /// compute the same ones, or a deploy would silently orphan every stored entry (and two

@@ -1,24 +1,29 @@
 //! The runtime of [cachette](https://docs.rs/cachette): keys, stores, single-flight loads and
 //! statistics. Generated code reaches it through `cachette::__private`; users reach the public
-//! parts through `cachette` itself.
+//! parts through `cachette` itself. `ARCHITECTURE.md` at the repository root maps the modules.
 
 mod bus;
-pub mod cached_fn;
-pub mod clock;
-pub mod codec;
-pub mod config;
-pub mod key;
-pub mod outcome;
+mod cached_fn;
+mod clock;
+mod codec;
+mod config;
+mod context;
+mod flight;
+mod key;
+mod load;
+mod outcome;
 pub mod stats;
-pub mod store;
-pub mod template;
+mod store;
+mod template;
+mod write;
 
-pub use cached_fn::{assert_value, settle, CachedFn, CallKey, Key, Spec, StoreKind, Target};
+pub use cached_fn::{assert_value, settle, CachedFn, CallKey, Key, Spec, StoreKind};
 pub use clock::{Clock, ManualClock};
 pub use codec::{Codec, Format};
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
 pub use key::{digest, KeyBuilder, KeyError};
 pub use outcome::{Always, Outcome};
 pub use stats::Stats;
-pub use store::{MemoryStore, Redis};
+pub use store::tiered::DEFAULT_L1_TTL;
 pub use template::KeyName;
+pub use write::Target;

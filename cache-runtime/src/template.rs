@@ -157,6 +157,14 @@ const fn is_kept(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }
 
+/// The one definition of the characters an escaped value may hold: the kept ones and the `%`
+/// of an escape. A template needs a character outside these between two parameters, so that
+/// a rendered key splits back into its values in one way only. (The macro crate, which cannot
+/// depend on this one, checks templates with the same set; `tests/ui` pins that check.)
+pub(crate) const fn is_value_char(c: char) -> bool {
+    c.is_ascii() && (is_kept(c as u8) || c == '%')
+}
+
 /// Appends `bytes` to `buf`, escaped.
 fn push_escaped(buf: &mut String, bytes: &[u8]) {
     buf.reserve(bytes.len());

@@ -31,6 +31,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 
 use crate::clock::Clock;
+use crate::flight::Flights;
 
 /// How many keys a full segment looks at to choose a victim.
 const SAMPLES: usize = 8;
@@ -42,11 +43,10 @@ const MIN_SEGMENT: usize = 256;
 const MAX_SEGMENTS: usize = 64;
 
 /// A bounded in-memory store of typed values.
-pub struct MemoryStore<V> {
+pub(crate) struct MemoryStore<V> {
     map: DashMap<u128, Entry<V>, BuildHasherDefault<DigestHasher>>,
     segments: Box<[Mutex<Segment>]>,
     clock: Clock,
-    capacity: usize,
     evictions: AtomicUsize,
     expirations: AtomicUsize,
 }
@@ -70,7 +70,7 @@ struct Segment {
 
 /// What [`MemoryStore::insert`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Insert {
+pub(crate) enum Insert {
     /// The value is stored.
     Stored,
     /// The check said the value went stale: nothing stored.
@@ -79,12 +79,12 @@ pub enum Insert {
 
 impl<V: Clone> MemoryStore<V> {
     /// A store holding at most `capacity` entries (at least one).
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self::with_clock(capacity, Clock::system())
     }
 
     /// A store reading time from `clock`.
-    pub fn with_clock(capacity: usize, clock: Clock) -> Self {
+    pub(crate) fn with_clock(capacity: usize, clock: Clock) -> Self {
         let capacity = capacity.max(1);
         let count = (capacity / MIN_SEGMENT).clamp(1, MAX_SEGMENTS);
         let count = if count.is_power_of_two() {
@@ -108,7 +108,6 @@ impl<V: Clone> MemoryStore<V> {
             map: DashMap::with_hasher(BuildHasherDefault::default()),
             segments,
             clock,
-            capacity,
             evictions: AtomicUsize::new(0),
             expirations: AtomicUsize::new(0),
         }
@@ -116,7 +115,7 @@ impl<V: Clone> MemoryStore<V> {
 
     /// The live value under `key`, cloned.
     #[inline]
-    pub fn get(&self, key: u128) -> Option<V> {
+    pub(crate) fn get(&self, key: u128) -> Option<V> {
         // Read before the shard lock, whose locked instruction would otherwise hold the clock
         // read back until it retires: in this order the two overlap, and the clock costs a hit
         // almost nothing (18 ns less per hit, measured with `cargo bench --bench memory`).
@@ -135,7 +134,7 @@ impl<V: Clone> MemoryStore<V> {
 
     /// Stores `value` under `key` for `ttl` (forever when `None`), unless `current()`, run
     /// under the lock that [`MemoryStore::remove`] takes, says the value went stale.
-    pub fn insert(
+    pub(crate) fn insert(
         &self,
         key: u128,
         value: V,
@@ -177,7 +176,7 @@ impl<V: Clone> MemoryStore<V> {
     }
 
     /// Drops `key`. Returns whether a live entry was there.
-    pub fn remove(&self, key: u128) -> bool {
+    pub(crate) fn remove(&self, key: u128) -> bool {
         let mut seg = self.segment(key);
         let now = self.clock.now_ms();
         self.remove_locked(&mut seg, key)
@@ -185,7 +184,7 @@ impl<V: Clone> MemoryStore<V> {
     }
 
     /// Drops every entry.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         for seg in self.segments.iter() {
             let mut seg = seg.lock().unwrap_or_else(PoisonError::into_inner);
             for key in seg.keys.drain(..) {
@@ -195,28 +194,49 @@ impl<V: Clone> MemoryStore<V> {
         }
     }
 
+    /// Invalidates `key` for a cached function: voids its load under way (see
+    /// [`crate::flight`]), then drops it.
+    pub(crate) async fn invalidate(&self, flights: &Flights<V>, key: u128) {
+        flights.void(key).await;
+        self.remove(key);
+    }
+
+    /// Stores `value` under `key` for a cached function (write-through), voiding its load under
+    /// way so that it does not store its own value over it.
+    pub(crate) async fn put(
+        &self,
+        flights: &Flights<V>,
+        key: u128,
+        value: &V,
+        ttl: Option<Duration>,
+    ) {
+        flights.void(key).await;
+        self.insert(key, value.clone(), ttl, || true);
+    }
+
+    /// Drops every entry of a cached function, voiding its loads under way.
+    pub(crate) async fn clear_all(&self, flights: &Flights<V>) {
+        flights.void_all().await;
+        self.clear();
+    }
+
+    /// Evictions, expirations and entries held.
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        (self.evictions(), self.expirations(), self.len() as u64)
+    }
+
     /// Entries held, expired ones not yet reclaimed included.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
-    /// Whether the store holds no entry.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// The most entries this store holds.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// Live entries dropped to make room so far.
-    pub fn evictions(&self) -> u64 {
+    pub(crate) fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed) as u64
     }
 
     /// Expired entries reclaimed so far.
-    pub fn expirations(&self) -> u64 {
+    pub(crate) fn expirations(&self) -> u64 {
         self.expirations.load(Ordering::Relaxed) as u64
     }
 

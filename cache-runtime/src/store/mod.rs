@@ -1,8 +1,182 @@
-//! Where values live. Each backend is a module here.
+//! Where values live: the one seam between a cached function and its store.
+//!
+//! [`Store`] is what a store does for one function: read (in this process's memory without
+//! waiting, in a shared store before or under the key's flight), fill, invalidate, put, clear,
+//! and report. Each arm delegates in one line to the store's own module, which is the only
+//! place that knows how that store does it:
+//!
+//! - `memory`: this process's bounded map of typed values;
+//! - `redis`: Redis or Redis Cluster (connections, key layout, kept invalidations);
+//! - `tiered`: memory in front of Redis, and the invalidation protocol that keeps every
+//!   process's memory in step.
+//!
+//! A new store is a module here plus an arm in [`Store`] and a line in [`Store::new`].
+//! Dispatch is a `match` on an enum: static, nothing boxed, so the memory hit path is the
+//! memory store's own.
 
-pub mod memory;
-pub(crate) mod pending;
-pub mod redis;
+pub(crate) mod memory;
+pub(crate) mod redis;
+pub(crate) mod tiered;
 
-pub use self::memory::MemoryStore;
-pub use self::redis::Redis;
+use std::time::Duration;
+
+use crate::cached_fn::{Key, Spec, StoreKind};
+use crate::codec::Codec;
+use crate::context::Context;
+use crate::flight::{Flight, FlightGuard};
+
+use self::memory::MemoryStore;
+use self::redis::RedisFn;
+use self::tiered::{TieredFn, DEFAULT_L1_TTL};
+
+/// The store of one cached function.
+pub(crate) enum Store<V> {
+    Memory(MemoryStore<V>),
+    Redis(Box<RedisFn<V>>),
+    Tiered(Box<TieredFn<V>>),
+}
+
+impl<V> Store<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// The store `spec` asks for, holding at most `capacity` entries in memory.
+    pub(crate) fn new(
+        spec: &Spec,
+        codec: Option<Codec<V>>,
+        namespace: &str,
+        capacity: usize,
+    ) -> Self {
+        match (spec.store, codec) {
+            (StoreKind::Redis, Some(codec)) => {
+                Store::Redis(Box::new(RedisFn::new(spec, namespace, codec)))
+            }
+            (StoreKind::Tiered, Some(codec)) => {
+                let l1_ttl = spec.l1_ttl.unwrap_or(DEFAULT_L1_TTL);
+                let l1_ttl = l1_ttl.min(spec.ttl.unwrap_or(DEFAULT_L1_TTL));
+                let shared = RedisFn::new(spec, namespace, codec);
+                Store::Tiered(Box::new(TieredFn::new(capacity, l1_ttl, shared)))
+            }
+            _ => Store::Memory(MemoryStore::new(capacity)),
+        }
+    }
+
+    /// Starts what the store runs beside calls (the tiered store's bus subscription).
+    pub(crate) fn start(&'static self, ctx: &'static Context<V>) {
+        match self {
+            Store::Memory(_) | Store::Redis(_) => {}
+            Store::Tiered(tiered) => tiered.join_bus(ctx),
+        }
+    }
+
+    /// The value held in this process's memory, read without waiting.
+    #[inline(always)]
+    pub(crate) fn get_local(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
+        match self {
+            Store::Memory(memory) => memory.get(key.digest()),
+            Store::Redis(_) => None,
+            Store::Tiered(tiered) => tiered.get_local(ctx, key),
+        }
+    }
+
+    /// The lookup made before any flight, after [`Store::get_local`] missed: Redis, for the
+    /// store whose every hit is a Redis hit.
+    pub(crate) async fn get_shared(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
+        match self {
+            Store::Memory(_) | Store::Tiered(_) => None,
+            Store::Redis(redis) => redis.get(ctx, key).await,
+        }
+    }
+
+    /// Whether a miss is counted only once the leader's lookup ([`Store::get_leading`]) missed
+    /// too: the stores that read a shared store under the flight.
+    pub(crate) fn reads_under_flight(&self) -> bool {
+        matches!(self, Store::Tiered(_))
+    }
+
+    /// The lookup of a flight's leader, before it runs the body: memory again (a load that
+    /// ended since the caller's lookup has filled it), or a shared store read under the flight.
+    pub(crate) async fn get_leading(
+        &self,
+        ctx: &Context<V>,
+        key: &Key,
+        flight: &Flight<V>,
+    ) -> Option<V> {
+        match self {
+            Store::Memory(memory) => memory.get(key.digest()),
+            Store::Redis(_) => None,
+            Store::Tiered(tiered) => tiered.get_leading(ctx, key, flight).await,
+        }
+    }
+
+    /// Stores a loaded value, unless an invalidation of its key voided the flight meanwhile.
+    /// Takes the flight's guard, and keeps it until the value is stored.
+    pub(crate) async fn fill(
+        &'static self,
+        ctx: &'static Context<V>,
+        key: &Key,
+        value: &V,
+        ttl: Option<Duration>,
+        flight: FlightGuard<'static, V>,
+    ) {
+        match self {
+            Store::Memory(memory) => {
+                memory.insert(key.digest(), value.clone(), ttl, || flight.current());
+            }
+            Store::Redis(redis) => redis.fill(ctx, key, value, flight).await,
+            Store::Tiered(tiered) => tiered.fill(ctx, key, value, flight).await,
+        }
+    }
+
+    /// Drops the entry under `key`; a load of it already under way will not store its value.
+    pub(crate) async fn invalidate(&'static self, ctx: &Context<V>, key: &Key) {
+        match self {
+            Store::Memory(memory) => memory.invalidate(&ctx.flights, key.digest()).await,
+            Store::Redis(redis) => redis.invalidate(ctx, key).await,
+            Store::Tiered(tiered) => tiered.invalidate(ctx, key).await,
+        }
+    }
+
+    /// Stores `value` under `key` (write-through); a value that cannot be stored drops the
+    /// entry instead.
+    pub(crate) async fn put(
+        &'static self,
+        ctx: &Context<V>,
+        key: &Key,
+        value: &V,
+        ttl: Option<Duration>,
+    ) {
+        match self {
+            Store::Memory(memory) => memory.put(&ctx.flights, key.digest(), value, ttl).await,
+            Store::Redis(redis) => redis.put(ctx, key, value).await,
+            Store::Tiered(tiered) => tiered.put(ctx, key, value).await,
+        }
+    }
+
+    /// Drops every entry; loads under way will not store their values.
+    pub(crate) async fn clear(&'static self, ctx: &Context<V>) {
+        match self {
+            Store::Memory(memory) => memory.clear_all(&ctx.flights).await,
+            Store::Redis(redis) => redis.clear(ctx).await,
+            Store::Tiered(tiered) => tiered.clear(ctx).await,
+        }
+    }
+
+    /// Evictions, expirations and entries held in this process's memory.
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        match self {
+            Store::Memory(memory) => memory.counts(),
+            Store::Redis(_) => (0, 0, 0),
+            Store::Tiered(tiered) => tiered.counts(),
+        }
+    }
+
+    /// Invalidations Redis has not confirmed yet.
+    pub(crate) fn pending_invalidations(&self) -> u64 {
+        match self {
+            Store::Memory(_) => 0,
+            Store::Redis(redis) => redis.pending.len() as u64,
+            Store::Tiered(tiered) => tiered.shared.pending.len() as u64,
+        }
+    }
+}

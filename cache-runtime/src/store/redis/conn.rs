@@ -42,10 +42,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 
 /// How long Redis is left alone after a connection failure before it is tried again.
-pub const RETRY_AFTER: Duration = Duration::from_millis(500);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 /// The process's connection to Redis, with its settings.
-pub struct Redis {
+pub(crate) struct Redis {
     target: Target,
     conn: RwLock<Option<Conn>>,
     /// The read connections, one per runtime that reads (see [`Redis::reader`]).
@@ -93,7 +93,7 @@ enum Conn {
 
 /// Why a command did not answer.
 #[derive(Debug)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// The breaker is open or Redis is not configured: the command was not sent.
     Unavailable,
     /// No answer within the timeout.
@@ -119,12 +119,12 @@ static GLOBAL: OnceLock<Redis> = OnceLock::new();
 impl Redis {
     /// The process's Redis, set up from [`Config::global`] on first use. Connecting is lazy:
     /// this never waits on the network.
-    pub fn global() -> &'static Redis {
+    pub(crate) fn global() -> &'static Redis {
         GLOBAL.get_or_init(|| Redis::new(Config::global()))
     }
 
     /// A Redis for `config`; the connection is made on first use.
-    pub fn new(config: &Config) -> Redis {
+    pub(crate) fn new(config: &Config) -> Redis {
         let timeout = config.redis_timeout();
         let target = match config.redis_urls() {
             [] => Target::Off,
@@ -165,17 +165,17 @@ impl Redis {
     }
 
     /// The first part of every key.
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
 
     /// The largest value stored.
-    pub fn max_value_bytes(&self) -> usize {
+    pub(crate) fn max_value_bytes(&self) -> usize {
         self.max_value_bytes
     }
 
     /// The bytes under `key`, if any, read through the caller runtime's own connection.
-    pub async fn get(&'static self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) async fn get(&'static self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
         match self.read_nearest(&cmd).await {
@@ -212,7 +212,7 @@ impl Redis {
     }
 
     /// Stores `bytes` under `key` for `ttl`, in one `SET … PX`.
-    pub async fn set(
+    pub(crate) async fn set(
         &'static self,
         key: &str,
         bytes: &[u8],
@@ -231,13 +231,13 @@ impl Redis {
 
     /// Deletes `key`. Not sent while the breaker is open: the caller keeps what failed (see
     /// `store::pending`).
-    pub async fn delete(&'static self, key: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete(&'static self, key: &str) -> Result<(), StoreError> {
         self.query::<()>(redis::cmd("DEL").arg(key)).await
     }
 
     /// Deletes `keys`: one `UNLINK` on a single server; on a cluster, where they sit in many
     /// slots, one `DEL` each, all in flight at once on the multiplexed connection.
-    pub async fn delete_many(&'static self, keys: &[String]) -> Result<(), StoreError> {
+    pub(crate) async fn delete_many(&'static self, keys: &[String]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -254,7 +254,7 @@ impl Redis {
 
     /// Deletes every key matching the glob `pattern` (and accepted by `keep`), on every master.
     /// Returns how many were deleted.
-    pub async fn delete_matching(
+    pub(crate) async fn delete_matching(
         &'static self,
         pattern: &str,
         keep: impl Fn(&str) -> bool,
@@ -309,7 +309,10 @@ impl Redis {
 
     /// Runs `cmd` on the shared connection (the one writes take), bounded by the timeout; a
     /// connection failure opens the breaker, and while it is open the command is not sent.
-    pub async fn query<T: FromRedisValue>(&'static self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(crate) async fn query<T: FromRedisValue>(
+        &'static self,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
         self.query_at(None, cmd).await
     }
 
@@ -367,7 +370,7 @@ impl Redis {
     }
 
     /// Whether commands are being sent (the breaker is closed and Redis is configured).
-    pub fn available(&self) -> bool {
+    pub(crate) fn available(&self) -> bool {
         !matches!(self.target, Target::Off)
             && self.clock.now_ms() >= self.open_until.load(Ordering::Relaxed)
     }
@@ -522,7 +525,7 @@ impl Redis {
 
     /// Logs a store error at warn, at most once a second per process, with how many were
     /// left unlogged since.
-    pub fn warn(&self, namespace: &str, what: &str, err: &StoreError) {
+    pub(crate) fn warn(&self, namespace: &str, what: &str, err: &StoreError) {
         let now = self.clock.now_ms();
         let last = self.last_warning.load(Ordering::Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= 1000;
@@ -556,7 +559,7 @@ fn connection_error(err: &RedisError) -> bool {
 
 /// The runtime that drives Redis connections: one thread, started on first use, for the life
 /// of the process.
-pub fn io_runtime() -> &'static tokio::runtime::Handle {
+pub(crate) fn io_runtime() -> &'static tokio::runtime::Handle {
     static IO: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     IO.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();

@@ -1,0 +1,132 @@
+//! The miss path of a call: join the key's load under way or lead one; the leader's lookup
+//! under its flight; the body, run once; the fill.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::cached_fn::{Key, State};
+use crate::flight::{self, FlightGuard, Landing, LoadErrorGuard, Role};
+use crate::outcome::Outcome;
+use crate::stats::Counters;
+
+impl<V> State<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// A miss of the lookups made so far: the load, boxed, since it holds the body's future.
+    /// A store that reads a shared store under the flight counts the call once it knows
+    /// whether that store had the value.
+    pub(crate) fn miss<O, F, Fut>(
+        &'static self,
+        key: Key,
+        ttl: Option<Duration>,
+        load: F,
+    ) -> Pin<Box<impl Future<Output = O>>>
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
+        if !self.store.reads_under_flight() {
+            self.ctx.miss(&key);
+        }
+        Box::pin(self.load(key, ttl, load))
+    }
+
+    /// Joins the load under way for `key`, or leads one.
+    async fn load<O, F, Fut>(&'static self, key: Key, ttl: Option<Duration>, load: F) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
+        let rx = match self.ctx.flights.join_or_lead(key.digest()) {
+            Role::Lead(guard) => return self.lead(key, ttl, guard, load).await,
+            Role::Wait(rx) => rx,
+        };
+        let count_late = self.store.reads_under_flight();
+        match flight::wait(rx).await {
+            Some((value, true)) => {
+                self.ctx.hit(&key);
+                return O::from_cached(value);
+            }
+            Some((value, false)) => {
+                if count_late {
+                    self.ctx.miss(&key);
+                }
+                return O::from_cached(value);
+            }
+            None => {}
+        }
+        if count_late {
+            self.ctx.miss(&key);
+        }
+        // The leader failed: run our own body rather than queue behind another leader, so no
+        // caller waits longer than one failed load plus its own. It leads a flight of its own
+        // if none runs yet; otherwise it stores nothing, having no ticket an invalidation
+        // could void.
+        let guard = self.ctx.flights.lead_if_free(key.digest());
+        self.run(&key, ttl, guard, load).await
+    }
+
+    async fn lead<O, F, Fut>(
+        &'static self,
+        key: Key,
+        ttl: Option<Duration>,
+        mut guard: FlightGuard<'static, V>,
+        load: F,
+    ) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
+        let late = self.store.reads_under_flight();
+        let found = self
+            .store
+            .get_leading(&self.ctx, &key, guard.flight())
+            .await;
+        if let Some(value) = found {
+            if late {
+                self.ctx.hit(&key);
+                guard.land(Landing::Hit(value.clone()));
+            } else {
+                guard.land(Landing::Done(value.clone()));
+            }
+            return O::from_cached(value);
+        }
+        if late {
+            self.ctx.miss(&key);
+        }
+        self.run(&key, ttl, Some(guard), load).await
+    }
+
+    /// Runs the body, hands a cacheable value to the waiters, and stores it if the flight is
+    /// still current. The fill takes the flight's guard: the flight stays in the map, where an
+    /// invalidation finds it, until the fill is done, even if the caller stops waiting.
+    async fn run<O, F, Fut>(
+        &'static self,
+        key: &Key,
+        ttl: Option<Duration>,
+        guard: Option<FlightGuard<'static, V>>,
+        load: F,
+    ) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
+        Counters::bump(&self.ctx.counters.loads);
+        let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
+        let outcome = load().await;
+        if let Some(value) = outcome.cacheable() {
+            error_guard.0 = None;
+            if let Some(mut guard) = guard {
+                guard.land_outcome(&outcome);
+                self.store.fill(&self.ctx, key, value, ttl, guard).await;
+            }
+        }
+        outcome
+    }
+}

@@ -1,0 +1,309 @@
+//! `store = "redis"`: the Redis store of one function, also the shared tier of `"tiered"`.
+//!
+//! - `conn`: the process's connections, the timeout and the breaker.
+//! - `keys`: where a function's keys live, and how a clear finds them.
+//! - `pending`: invalidations Redis has not confirmed, kept and replayed.
+//!
+//! A read is one `GET`, made before any flight (the hit path). A fill is one `SET … PX`, sent in
+//! a task of its own under its flight's gate (see `crate::flight`), so an invalidation's `DEL`
+//! is sent after it. An invalidation voids the key's flight, then deletes; what Redis does not
+//! confirm is kept, and the key is neither read nor written here until it is.
+
+mod conn;
+pub(crate) mod keys;
+pub(crate) mod pending;
+
+use std::time::Duration;
+
+use crate::bus::{Announce, Bus};
+use crate::cached_fn::{settle, Key, Spec};
+use crate::codec::Codec;
+use crate::context::Context;
+use crate::flight::FlightGuard;
+use crate::stats::Counters;
+
+pub(crate) use conn::{io_runtime, Redis, StoreError, RETRY_AFTER};
+use keys::RedisKeys;
+use pending::{Pending, Replay};
+
+/// One function's Redis: its keys, its codec, its ttl, and its kept invalidations.
+pub(crate) struct RedisFn<V> {
+    pub(crate) redis: &'static Redis,
+    codec: Codec<V>,
+    ttl: Option<Duration>,
+    pub(crate) keys: RedisKeys,
+    pub(crate) pending: Pending,
+    namespace: String,
+}
+
+/// What [`RedisFn::write`] did with a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Stored in Redis.
+    Kept,
+    /// Not stored: Redis is unavailable, the key's invalidation is still pending, or the value
+    /// could not be stored (encoding, size cap, an error).
+    No,
+}
+
+impl<V> RedisFn<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// The Redis store of the function `spec` describes, named `namespace`.
+    pub(crate) fn new(spec: &Spec, namespace: &str, codec: Codec<V>) -> Self {
+        let redis = Redis::global();
+        Self {
+            redis,
+            codec,
+            ttl: spec.ttl,
+            keys: RedisKeys {
+                digest_prefix: format!("{}:{namespace}:v{}:", redis.prefix(), spec.version),
+                name_prefix: format!("{}:", redis.prefix()),
+                template: spec.key_template,
+            },
+            pending: Pending::default(),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// A Redis lookup: a hit decodes; a miss, a store error or undecodable bytes are all misses,
+    /// and so is a key whose invalidation Redis has not confirmed yet.
+    pub(crate) async fn get(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
+        if self.pending.blocks(key.digest()) {
+            return None;
+        }
+        let on_stack = self.keys.digest_key_on_stack(key);
+        let on_heap;
+        let name = match &on_stack {
+            Some((buf, len)) => &buf[..*len],
+            None => {
+                on_heap = self.keys.redis_key(key);
+                on_heap.as_bytes()
+            }
+        };
+        match self.redis.get(name).await {
+            Ok(Some(bytes)) => {
+                let value = self.codec.decode(&bytes);
+                if value.is_none() {
+                    Counters::bump(&ctx.counters.decode_errors);
+                    tracing::debug!(namespace = %ctx.namespace, key = %String::from_utf8_lossy(name), "cachette: undecodable value in Redis, treated as a miss");
+                }
+                value
+            }
+            Ok(None) => None,
+            Err(err) => {
+                ctx.store_error(self.redis, "GET", &err);
+                None
+            }
+        }
+    }
+
+    /// Stores a loaded value, in a task of its own and under the flight's gate, unless an
+    /// invalidation voided the flight: a caller that stops waiting (a timeout, a dropped future)
+    /// must not stop it between its check and its write. The task keeps the flight's guard, so
+    /// the flight stays where an invalidation finds it until the write is done.
+    pub(crate) async fn fill(
+        &'static self,
+        ctx: &'static Context<V>,
+        key: &Key,
+        value: &V,
+        flight: FlightGuard<'static, V>,
+    ) {
+        let (key, value) = (key.clone(), value.clone());
+        settle(async move {
+            flight
+                .write_if_current(async {
+                    self.write(ctx, &key, &value).await;
+                })
+                .await;
+        })
+        .await;
+    }
+
+    /// Writes a value to Redis (`SET … PX`), unless Redis is unavailable or the key's
+    /// invalidation is still pending.
+    pub(crate) async fn write(&self, ctx: &Context<V>, key: &Key, value: &V) -> Written {
+        let Some(ttl) = self.ttl else {
+            return Written::No;
+        };
+        if self.pending.blocks(key.digest()) || !self.redis.available() {
+            return Written::No;
+        }
+        let mut bytes = Vec::new();
+        if !self.codec.encode(value, &mut bytes) {
+            Counters::bump(&ctx.counters.encode_errors);
+            tracing::warn!(namespace = %ctx.namespace, format = self.codec.format().name(), "cachette: the value cannot be encoded so that it reads back as itself; not stored");
+            return Written::No;
+        }
+        if bytes.len() > self.redis.max_value_bytes() {
+            Counters::bump(&ctx.counters.oversize);
+            tracing::debug!(namespace = %ctx.namespace, bytes = bytes.len(), "cachette: value over the size cap; not stored");
+            return Written::No;
+        }
+        let name = self.keys.redis_key(key);
+        if let Err(err) = self.redis.set(&name, &bytes, ttl).await {
+            if matches!(err, StoreError::Timeout) {
+                // The write may still land after we gave up on it, and after an invalidation
+                // it would then outlive. A delete sent behind it on the same connection
+                // lands after it: at worst a miss.
+                let (store, name) = (self.redis, name.clone());
+                io_runtime().spawn(async move {
+                    let _ = store.delete(&name).await;
+                });
+            }
+            ctx.store_error(self.redis, "SET", &err);
+            return Written::No;
+        }
+        Written::Kept
+    }
+
+    /// Drops the entry under `key`; a load of it already under way will not store its value.
+    pub(crate) async fn invalidate(&'static self, ctx: &Context<V>, key: &Key) {
+        ctx.flights.void(key.digest()).await;
+        self.delete(ctx, key).await;
+    }
+
+    /// Stores `value` under `key`; if it cannot, drops the old entry instead.
+    pub(crate) async fn put(&'static self, ctx: &Context<V>, key: &Key, value: &V) {
+        ctx.flights.void(key.digest()).await;
+        if self.write(ctx, key, value).await == Written::No {
+            self.delete(ctx, key).await;
+        }
+    }
+
+    /// Drops every entry; loads under way will not store their values.
+    pub(crate) async fn clear(&'static self, ctx: &Context<V>) {
+        ctx.flights.void_all().await;
+        self.delete_all(ctx).await;
+    }
+
+    /// Deletes `key` from Redis; if Redis does not confirm it, keeps it to send again (and
+    /// until then this process neither reads nor writes the key there). Returns whether Redis
+    /// confirmed it.
+    pub(crate) async fn delete(&'static self, ctx: &Context<V>, key: &Key) -> bool {
+        let name = self.keys.redis_key(key);
+        match self.redis.delete(&name).await {
+            Ok(()) => true,
+            Err(err) => {
+                ctx.store_error(self.redis, "DEL", &err);
+                self.pending.delete(self, key.digest(), name);
+                false
+            }
+        }
+    }
+
+    /// Deletes every entry of this function from Redis, or keeps the clear to run again.
+    pub(crate) async fn delete_all(&'static self, ctx: &Context<V>) -> bool {
+        let deleted = self
+            .redis
+            .delete_matching(&self.keys.pattern(), |key| self.keys.owns(key))
+            .await;
+        match deleted {
+            Ok(_) => true,
+            Err(err) => {
+                ctx.store_error(self.redis, "clear", &err);
+                self.pending.clear(self);
+                false
+            }
+        }
+    }
+
+    /// Deletes the Redis keys `names` (of the keys `digests`), or keeps them to delete again
+    /// and to announce once deleted.
+    pub(crate) async fn delete_keys(
+        &'static self,
+        ctx: &Context<V>,
+        digests: &[u128],
+        names: Vec<String>,
+    ) -> bool {
+        match self.redis.delete_many(&names).await {
+            Ok(()) => true,
+            Err(err) => {
+                ctx.store_error(self.redis, "DEL", &err);
+                for (&digest, name) in digests.iter().zip(names) {
+                    self.pending.delete(self, digest, name);
+                }
+                self.pending.announce(self, digests, false);
+                false
+            }
+        }
+    }
+
+    /// Tells the other processes to drop these keys (or every key) from their memory tier:
+    /// now if `now` (the deletes it announces were confirmed), else once the kept deletes are.
+    pub(crate) async fn announce(
+        &'static self,
+        ctx: &Context<V>,
+        digests: &[u128],
+        what: Announce,
+        now: bool,
+    ) {
+        let sent = now && {
+            let published = self.publish(digests, what).await;
+            if let Err(err) = &published {
+                ctx.store_error(self.redis, "PUBLISH", err);
+            }
+            published.is_ok()
+        };
+        if !sent && what != Announce::Echo {
+            self.pending.announce(self, digests, what == Announce::All);
+        }
+    }
+
+    async fn publish(&self, digests: &[u128], what: Announce) -> Result<(), StoreError> {
+        Bus::global()
+            .announce(self.redis, &self.namespace, digests, what)
+            .await
+    }
+}
+
+impl<V> Replay for RedisFn<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    fn pending(&self) -> &Pending {
+        &self.pending
+    }
+
+    /// Sends the kept clear, then the kept deletes, then the announcements of what they
+    /// deleted: another process must not drop its memory copy before Redis lost the key.
+    fn replay(&'static self) -> crate::bus::BoxFuture<'static> {
+        Box::pin(async move {
+            if !self.redis.available() {
+                return;
+            }
+            let kept = self.pending.snapshot();
+            if let Some(seq) = kept.clear {
+                let cleared = self
+                    .redis
+                    .delete_matching(&self.keys.pattern(), |key| self.keys.owns(key))
+                    .await;
+                if cleared.is_err() {
+                    return;
+                }
+                self.pending.cleared(seq);
+            }
+            for chunk in kept.deletes.chunks(1000) {
+                let names: Vec<String> = chunk.iter().map(|(_, name, _)| name.clone()).collect();
+                if self.redis.delete_many(&names).await.is_err() {
+                    return;
+                }
+                self.pending.deleted(chunk);
+            }
+            if kept.announce_all.is_none() && kept.announce.is_empty() {
+                return;
+            }
+            let (digests, what) = match kept.announce_all {
+                Some(_) => (Vec::new(), Announce::All),
+                None => (
+                    kept.announce.iter().map(|(d, _)| *d).collect(),
+                    Announce::Keys,
+                ),
+            };
+            if self.publish(&digests, what).await.is_ok() {
+                self.pending.announced(&kept.announce, kept.announce_all);
+            }
+        })
+    }
+}

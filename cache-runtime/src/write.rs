@@ -1,0 +1,32 @@
+//! The targets of write paths: what `#[invalidates]` drops and `#[cache_put]` replaces.
+
+use crate::cached_fn::{CachedFn, CallKey};
+
+/// One entry of a cached function, named by a write path: what `#[invalidates]` drops and
+/// `#[cache_put]` replaces. Its key is computed when it is made, before the write path's body runs.
+pub struct Target<V: 'static> {
+    cached: &'static CachedFn<V>,
+    key: CallKey,
+}
+
+impl<V> Target<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// The entry under `key` of `cached`.
+    pub fn new(cached: &'static CachedFn<V>, key: CallKey) -> Self {
+        Self { cached, key }
+    }
+
+    /// Drops the entry everywhere it is kept. Store failures are counted and logged, never
+    /// returned; a delete Redis does not confirm is kept and sent again.
+    pub async fn invalidate(&self) {
+        self.cached.invalidate_ref(&self.key).await;
+    }
+
+    /// Stores `value` as the entry. Store failures are counted and logged, never returned; a
+    /// value that cannot be stored drops the entry instead.
+    pub async fn put(&self, value: &V) {
+        self.cached.put(&self.key, value).await;
+    }
+}
