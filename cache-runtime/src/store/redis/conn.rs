@@ -41,20 +41,22 @@ use redis::{Cmd, FromRedisValue, RedisError};
 use crate::clock::Clock;
 use crate::config::Config;
 
+use super::reader::Reader;
+
 /// How long Redis is left alone after a connection failure before it is tried again.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 /// The process's connection to Redis, with its settings.
 pub(crate) struct Redis {
-    target: Target,
+    pub(super) target: Target,
     conn: RwLock<Option<Conn>>,
     /// The read connections, one per runtime that reads (see [`Redis::reader`]).
-    readers: RwLock<Vec<Reader>>,
+    pub(super) readers: RwLock<Vec<Reader>>,
     connecting: AtomicBool,
     connected: Notify,
     /// Clock milliseconds before which no command is tried.
     open_until: AtomicU64,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     prefix: String,
     max_value_bytes: usize,
     clock: Clock,
@@ -62,27 +64,11 @@ pub(crate) struct Redis {
     suppressed_warnings: AtomicU64,
 }
 
-enum Target {
+pub(super) enum Target {
     Single(redis::Client),
     Cluster(Box<ClusterClient>),
     /// The configuration named no usable Redis.
     Off,
-}
-
-/// The read connection of one runtime, driven by that runtime.
-struct Reader {
-    runtime: tokio::runtime::Id,
-    /// Alive as long as the runtime: a task of the runtime holds the only strong reference.
-    alive: std::sync::Weak<()>,
-    /// That task, ended when the reader is dropped.
-    keeper: tokio::task::AbortHandle,
-    conn: ConnectionManager,
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        self.keeper.abort();
-    }
 }
 
 #[derive(Clone)]
@@ -181,33 +167,6 @@ impl Redis {
         match self.read_nearest(&cmd).await {
             Some(answer) => answer,
             None => self.query(&cmd).await,
-        }
-    }
-
-    /// `cmd` sent on the read connection of the caller's runtime ([`Redis::reader`]); `None`
-    /// when there is none to use, or when it failed on a connection error (it is dropped, and
-    /// the caller goes on with the shared connection, which decides about the breaker).
-    async fn read_nearest<T: FromRedisValue>(
-        &'static self,
-        cmd: &Cmd,
-    ) -> Option<Result<T, StoreError>> {
-        if !self.available() {
-            return None;
-        }
-        let (mut conn, runtime) = self.reader()?;
-        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
-            Ok(Ok(value)) => Some(Ok(value)),
-            // Redis answered (`LOADING`, a wrong type…): the connection is fine.
-            Ok(Err(err)) if !connection_error(&err) => Some(Err(StoreError::Redis(err))),
-            Ok(Err(_)) => {
-                self.forget(runtime);
-                None
-            }
-            Err(_) => {
-                self.forget(runtime);
-                self.trip();
-                Some(Err(StoreError::Timeout))
-            }
         }
     }
 
@@ -375,69 +334,14 @@ impl Redis {
             && self.clock.now_ms() >= self.open_until.load(Ordering::Relaxed)
     }
 
-    fn trip(&self) {
+    pub(super) fn trip(&self) {
         let until = self.clock.now_ms() + RETRY_AFTER.as_millis() as u64;
         self.open_until.fetch_max(until, Ordering::Relaxed);
     }
 
-    /// The read connection of the caller's runtime: made on its first read, from that
-    /// runtime, whose tasks then drive it. None on the io thread, for a cluster, or outside
-    /// tokio. Runtime ids are never reused, so a runtime only ever finds its own connection;
-    /// the connections of runtimes that have ended are dropped when another one is made.
-    fn reader(&'static self) -> Option<(ConnectionManager, tokio::runtime::Id)> {
-        let Target::Single(client) = &self.target else {
-            return None;
-        };
-        if ON_IO_THREAD.with(std::cell::Cell::get) {
-            return None;
-        }
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let id = runtime.id();
-        let find = |readers: &[Reader]| {
-            readers
-                .iter()
-                .find(|reader| reader.runtime == id)
-                .map(|reader| (reader.conn.clone(), id))
-        };
-        if let Some(found) = find(&self.readers.read().unwrap_or_else(PoisonError::into_inner)) {
-            return Some(found);
-        }
-        let mut readers = self.readers.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = find(&readers) {
-            return Some(found);
-        }
-        readers.retain(|reader| reader.alive.strong_count() > 0);
-        // Lazy: its first command connects it, from this runtime, whose task then drives it.
-        let conn =
-            ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config()).ok()?;
-        let token = std::sync::Arc::new(());
-        let alive = std::sync::Arc::downgrade(&token);
-        let keeper = runtime
-            .spawn(async move {
-                let _token = token;
-                std::future::pending::<()>().await;
-            })
-            .abort_handle();
-        readers.push(Reader {
-            runtime: id,
-            alive,
-            keeper,
-            conn: conn.clone(),
-        });
-        Some((conn, id))
-    }
-
-    /// Drops the read connection of `runtime` after a connection failure.
-    fn forget(&self, runtime: tokio::runtime::Id) {
-        self.readers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|reader| reader.runtime != runtime);
-    }
-
     /// The settings of a single-server connection: no response timeout of its own, since every
     /// command is bounded by ours.
-    fn manager_config(&self) -> ConnectionManagerConfig {
+    pub(super) fn manager_config(&self) -> ConnectionManagerConfig {
         ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(None)
@@ -545,11 +449,11 @@ impl Redis {
 
 thread_local! {
     /// Set on cachette's io thread, which uses the shared connection it drives.
-    static ON_IO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    pub(super) static ON_IO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Whether `err` says the connection failed, rather than Redis answering with an error.
-fn connection_error(err: &RedisError) -> bool {
+pub(super) fn connection_error(err: &RedisError) -> bool {
     err.is_io_error()
         || err.is_timeout()
         || err.is_connection_dropped()

@@ -12,6 +12,7 @@
 mod conn;
 pub(crate) mod keys;
 pub(crate) mod pending;
+mod reader;
 
 use std::time::Duration;
 

@@ -1,0 +1,110 @@
+//! The read connections: one per runtime that reads, driven by that runtime, so a hit never
+//! waits on another thread. A read connection that fails on a connection error is dropped and
+//! the read goes to the shared connection.
+
+use std::sync::PoisonError;
+
+use redis::aio::ConnectionManager;
+use redis::{Cmd, FromRedisValue};
+
+use super::conn::{connection_error, Redis, StoreError, Target, ON_IO_THREAD};
+
+/// The read connection of one runtime, driven by that runtime.
+pub(super) struct Reader {
+    runtime: tokio::runtime::Id,
+    /// Alive as long as the runtime: a task of the runtime holds the only strong reference.
+    alive: std::sync::Weak<()>,
+    /// That task, ended when the reader is dropped.
+    keeper: tokio::task::AbortHandle,
+    conn: ConnectionManager,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
+}
+
+impl Redis {
+    /// `cmd` sent on the read connection of the caller's runtime ([`Redis::reader`]); `None`
+    /// when there is none to use, or when it failed on a connection error (it is dropped, and
+    /// the caller goes on with the shared connection, which decides about the breaker).
+    pub(super) async fn read_nearest<T: FromRedisValue>(
+        &'static self,
+        cmd: &Cmd,
+    ) -> Option<Result<T, StoreError>> {
+        if !self.available() {
+            return None;
+        }
+        let (mut conn, runtime) = self.reader()?;
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => Some(Ok(value)),
+            // Redis answered (`LOADING`, a wrong type…): the connection is fine.
+            Ok(Err(err)) if !connection_error(&err) => Some(Err(StoreError::Redis(err))),
+            Ok(Err(_)) => {
+                self.forget(runtime);
+                None
+            }
+            Err(_) => {
+                self.forget(runtime);
+                self.trip();
+                Some(Err(StoreError::Timeout))
+            }
+        }
+    }
+
+    /// The read connection of the caller's runtime: made on its first read, from that
+    /// runtime, whose tasks then drive it. None on the io thread, for a cluster, or outside
+    /// tokio. Runtime ids are never reused, so a runtime only ever finds its own connection;
+    /// the connections of runtimes that have ended are dropped when another one is made.
+    fn reader(&'static self) -> Option<(ConnectionManager, tokio::runtime::Id)> {
+        let Target::Single(client) = &self.target else {
+            return None;
+        };
+        if ON_IO_THREAD.with(std::cell::Cell::get) {
+            return None;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let id = runtime.id();
+        let find = |readers: &[Reader]| {
+            readers
+                .iter()
+                .find(|reader| reader.runtime == id)
+                .map(|reader| (reader.conn.clone(), id))
+        };
+        if let Some(found) = find(&self.readers.read().unwrap_or_else(PoisonError::into_inner)) {
+            return Some(found);
+        }
+        let mut readers = self.readers.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = find(&readers) {
+            return Some(found);
+        }
+        readers.retain(|reader| reader.alive.strong_count() > 0);
+        // Lazy: its first command connects it, from this runtime, whose task then drives it.
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config()).ok()?;
+        let token = std::sync::Arc::new(());
+        let alive = std::sync::Arc::downgrade(&token);
+        let keeper = runtime
+            .spawn(async move {
+                let _token = token;
+                std::future::pending::<()>().await;
+            })
+            .abort_handle();
+        readers.push(Reader {
+            runtime: id,
+            alive,
+            keeper,
+            conn: conn.clone(),
+        });
+        Some((conn, id))
+    }
+
+    /// Drops the read connection of `runtime` after a connection failure.
+    fn forget(&self, runtime: tokio::runtime::Id) {
+        self.readers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|reader| reader.runtime != runtime);
+    }
+}
