@@ -6,6 +6,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Meta, Token};
 
+use crate::ctxt::Errors;
+
 /// The options `#[cached]` accepts, in the order the error for an unknown one lists them.
 const OPTIONS: &str =
     "`ttl`, `skip`, `name`, `version`, `capacity`, `cache_none`, `store`, `format`, `key`, `l1_ttl`";
@@ -49,27 +51,7 @@ pub(crate) struct CachedArgs {
     pub(crate) l1_ttl: Option<(u64, Span)>,
 }
 
-/// Collects errors so that one compile reports them all (serde_derive's `Ctxt`).
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, err: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(err),
-            None => self.0 = Some(err),
-        }
-    }
-
-    pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, message));
-    }
-
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
-
+/// Parses `#[cached(...)]`'s arguments; each mistake is reported, and the rest still parsed.
 pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
     let mut out = CachedArgs::default();
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {

@@ -1,13 +1,18 @@
 //! The code `#[cached]` writes: the function as the user declared it, calling the cache; the
-//! user's body, untouched, as `{name}_uncached`; the companions; and the static behind them.
+//! user's body, untouched, as `{name}_uncached`; the companions; and the hidden items behind
+//! them (see [`crate::hidden`]). One generator per item, each reading the same [`Cx`].
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, ItemFn, Pat};
+use syn::{Attribute, FnArg, Ident, ItemFn, Pat};
 
-use crate::attr::{self, Errors, Format, Store};
-use crate::valid::{self, Mode, Piece, Plan};
+use crate::ast::{Function, Mode};
+use crate::attr::{self, CachedArgs, Format, Store};
+use crate::check;
+use crate::ctxt::Errors;
+use crate::hidden;
+use crate::template::{self, Piece};
 
 /// `#[cached(args)] item`, errors included: on error the function is emitted as written, beside
 /// the errors, so one mistake does not bury the file in "cannot find function" noise.
@@ -24,16 +29,89 @@ pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut errors = Errors::default();
     let args = attr::parse(args, &mut errors);
-    let plan = valid::check(&func, &args, &mut errors);
+    check::asyncness(&func.sig, &mut errors);
+    let model = Function::from_fn(&func, &args, &mut errors);
+    let template = check::cached(&func, &args, &model, &mut errors);
     match errors.finish() {
-        Ok(()) => expand(&func, &args, &plan),
+        Ok(()) => expand(&Cx::new(&func, &args, &model, template.as_deref())),
         Err(err) => with_error(func.into_token_stream(), err),
     }
 }
 
+/// The item as written, followed by the errors.
 fn with_error(item: TokenStream, err: syn::Error) -> TokenStream {
     let err = err.into_compile_error();
     quote!(#item #err)
+}
+
+/// What every generator reads: the function, its options and model, and the names they share.
+struct Cx<'a> {
+    func: &'a ItemFn,
+    args: &'a CachedArgs,
+    model: &'a Function,
+    template: Option<&'a [Piece]>,
+    /// Attributes that must follow every item generated from the function.
+    shared: Vec<&'a Attribute>,
+    /// `__cachette_fn_{f}()`, through `Self::` for a method: the function's `CachedFn`.
+    access: TokenStream,
+    /// `__cachette_keyof_{f}`, through `Self::` for a method.
+    key_fn: TokenStream,
+}
+
+impl<'a> Cx<'a> {
+    fn new(
+        func: &'a ItemFn,
+        args: &'a CachedArgs,
+        model: &'a Function,
+        template: Option<&'a [Piece]>,
+    ) -> Self {
+        let ident = &func.sig.ident;
+        let accessor = hidden::cached_fn(ident);
+        let key = hidden::key(ident);
+        let (access, key_fn) = if model.method {
+            (quote!(Self::#accessor()), quote!(Self::#key))
+        } else {
+            (quote!(#accessor()), quote!(#key))
+        };
+        Cx {
+            func,
+            args,
+            model,
+            template,
+            shared: func.attrs.iter().filter(|a| is_shared(a)).collect(),
+            access,
+            key_fn,
+        }
+    }
+
+    /// The function's name, `f`.
+    fn ident(&self) -> &'a Ident {
+        &self.func.sig.ident
+    }
+
+    /// `{f}_uncached`: the name the user's body runs under.
+    fn uncached(&self) -> Ident {
+        format_ident!("{}_uncached", self.ident())
+    }
+
+    /// `key: Type` (or `key: &Type` when `by_ref`) for each key parameter.
+    fn key_params(&self, by_ref: bool) -> Vec<TokenStream> {
+        let and = by_ref.then(|| quote!(&));
+        self.model
+            .key_params()
+            .map(|p| {
+                let (ident, ty) = (&p.ident, &p.ty);
+                quote!(#ident: #and #ty)
+            })
+            .collect()
+    }
+
+    /// The key of the call made with the key parameters in scope.
+    fn key_of_params(&self) -> TokenStream {
+        let key_fn = &self.key_fn;
+        let idents = self.model.key_params().map(|p| &p.ident);
+        quote!(#key_fn(#(&#idents),*))
+    }
 }
 
 /// Attributes that must follow every item generated from the function.
@@ -47,84 +125,46 @@ fn is_shared(attr: &Attribute) -> bool {
     .any(|name| attr.path().is_ident(name))
 }
 
-fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
-    let vis = &func.vis;
-    let sig = &func.sig;
-    let ident = &sig.ident;
-    let name = ident.to_string();
-    let value = &plan.value;
-    let shared: Vec<&Attribute> = func.attrs.iter().filter(|a| is_shared(a)).collect();
-    let own_attrs = &func.attrs;
+/// Every item `#[cached]` writes, in order.
+fn expand(cx: &Cx<'_>) -> TokenStream {
+    let wrapper = wrapper(cx);
+    let uncached = uncached(cx);
+    let companions = companions(cx);
+    let target = target(cx);
+    let key = key_fn(cx);
+    let cached_fn = cached_fn(cx);
+    quote! {
+        #wrapper
+        #uncached
+        #companions
+        #target
+        #key
+        #cached_fn
+    }
+}
 
-    let uncached = format_ident!("{}_uncached", ident);
-    let invalidate = format_ident!("{}_invalidate", ident);
-    let clear = format_ident!("{}_clear", ident);
-    let stats = format_ident!("{}_stats", ident);
-    let accessor = accessor_ident(ident);
-    let key_fn = key_fn_ident(ident);
-
+/// The function as declared, its body replaced by the cache-aside call: look up, and on a
+/// miss run `{f}_uncached` once per key.
+fn wrapper(cx: &Cx<'_>) -> TokenStream {
+    let own_attrs = &cx.func.attrs;
+    let vis = &cx.func.vis;
+    let access = &cx.access;
+    let uncached = cx.uncached();
     // Locals of generated code: mixed-site, so they can never meet the user's names.
     let cached_fn = quote_spanned!(Span::mixed_site()=> __cachette_fn);
     let key = quote_spanned!(Span::mixed_site()=> __cachette_key);
+    let hit = quote_spanned!(Span::mixed_site()=> __cachette_hit);
+    let key_of_params = cx.key_of_params();
 
-    let access = if plan.method {
-        quote!(Self::#accessor())
-    } else {
-        quote!(#accessor())
-    };
-    let names: Vec<_> = plan.params.iter().map(|p| &p.ident).collect();
-    let call_uncached = if plan.method {
+    let names = cx.model.params.iter().map(|p| &p.ident);
+    let call_uncached = if cx.model.method {
         quote!(Self::#uncached(self, #(#names),*))
     } else {
         quote!(#uncached(#(#names),*))
     };
-    // The one place a key is computed: `__cachette_keyof_{name}(&key args…)`. Each argument
-    // goes in with its type's span, so a missing `Serialize` is reported at that parameter.
-    let keyof = format_ident!("__cachette_keyof_{}", ident);
-    let keyof_call = if plan.method {
-        quote!(Self::#keyof)
-    } else {
-        quote!(#keyof)
-    };
-    let key_idents: Vec<&syn::Ident> = plan
-        .params
-        .iter()
-        .filter(|p| p.key)
-        .map(|p| &p.ident)
-        .collect();
-    let key_expr = match &plan.template {
-        None => {
-            let builder = quote_spanned!(Span::mixed_site()=> __cachette_builder);
-            let steps = plan.params.iter().filter(|p| p.key).map(|p| {
-                let ident = &p.ident;
-                quote_spanned!(p.ty.span()=> #builder.arg(#ident);)
-            });
-            quote!({
-                let mut #builder = ::cachette::__private::KeyBuilder::new();
-                #(#steps)*
-                #access.digest_key(#builder.finish())
-            })
-        }
-        Some(pieces) => {
-            let steps = pieces.iter().map(|piece| match piece {
-                Piece::Literal(text) => quote!(.lit(#text)),
-                Piece::Param(name) => {
-                    let param = plan.params.iter().find(|p| p.ident == name.as_str());
-                    let ident = param
-                        .map(|p| p.ident.clone())
-                        .unwrap_or_else(|| format_ident!("{}", name));
-                    let span = param.map_or_else(Span::call_site, |p| p.ty.span());
-                    quote_spanned!(span=> .arg(#ident))
-                }
-            });
-            quote!(#access.named_key(::cachette::__private::KeyName::new() #(#steps)* .finish()))
-        }
-    };
-    let key_of_values = quote!(#keyof_call(#(&#key_idents),*));
-    let hit = quote_spanned!(Span::mixed_site()=> __cachette_hit);
     // Functions on Redis wait on it on every call that misses memory: their entry point keeps
     // the Redis lookup inline; the memory store's keeps it out of the function's future.
-    let (get_or_load, get_or_load_always) = match args.store {
+    let (get_or_load, get_or_load_always) = match cx.args.store {
         Store::Memory => (
             format_ident!("get_or_load"),
             format_ident!("get_or_load_always"),
@@ -134,7 +174,7 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
             format_ident!("get_or_load_shared_always"),
         ),
     };
-    let call = match plan.mode {
+    let call = match cx.model.mode {
         Mode::Result | Mode::Option => quote! {
             if let ::core::option::Option::Some(#hit) = #cached_fn.lookup(&#key) {
                 return ::cachette::__private::Outcome::from_cached(#hit);
@@ -150,8 +190,8 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     };
 
     // The declared signature, without `mut` and attributes on parameters (they stay on the body's fn).
-    let mut outer_sig = sig.clone();
-    for input in &mut outer_sig.inputs {
+    let mut sig = cx.func.sig.clone();
+    for input in &mut sig.inputs {
         if let FnArg::Typed(typed) = input {
             typed.attrs.clear();
             if let Pat::Ident(p) = &mut *typed.pat {
@@ -159,159 +199,64 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
             }
         }
     }
-    let mut inner_sig = sig.clone();
-    inner_sig.ident = uncached.clone();
+    quote! {
+        #(#own_attrs)*
+        #vis #sig {
+            let #cached_fn = #access;
+            let #key = #key_of_params;
+            #call
+        }
+    }
+}
 
-    // Companions take the key arguments; they keep the function's lifetimes only.
-    let lifetimes: Vec<_> = sig.generics.lifetimes().collect();
-    let key_params: Vec<TokenStream> = plan
-        .params
-        .iter()
-        .filter(|p| p.key)
-        .map(|p| {
-            let (ident, ty) = (&p.ident, &p.ty);
-            quote!(#ident: #ty)
-        })
-        .collect();
-    let key_ref_params: Vec<TokenStream> = plan
-        .params
-        .iter()
-        .filter(|p| p.key)
-        .map(|p| {
-            let (ident, ty) = (&p.ident, &p.ty);
-            quote!(#ident: &#ty)
-        })
-        .collect();
-
-    // The key companion of `#[invalidates]` and `#[cache_put]`: every parameter, `self` and
-    // skipped ones included, each by reference, so that rustc checks a write path's
-    // `get_user(db, id)` against this signature without moving anything.
-    let receiver = sig.inputs.iter().find_map(|input| match input {
-        FnArg::Receiver(r) => {
-            let ty = &r.ty;
-            let this = quote_spanned!(Span::mixed_site()=> __cachette_self);
-            Some(quote!(#this: &#ty,))
-        }
-        FnArg::Typed(_) => None,
-    });
-    let all_params: Vec<TokenStream> = plan
-        .params
-        .iter()
-        .map(|p| {
-            let (ident, ty) = (&p.ident, &p.ty);
-            quote!(#ident: &#ty)
-        })
-        .collect();
-    let generics = &sig.generics;
-    let where_clause = &sig.generics.where_clause;
-
-    let owner = if plan.method {
-        quote!(.owned_by(::core::any::type_name::<Self>))
-    } else {
-        quote!()
-    };
-    let name_opt = match &args.name {
-        Some(n) => quote!(::core::option::Option::Some(#n)),
-        None => quote!(::core::option::Option::None),
-    };
-    let ttl = match args.ttl {
-        Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
-        None => quote!(::core::option::Option::None),
-    };
-    let capacity = match args.capacity {
-        Some(n) => quote!(::core::option::Option::Some(#n)),
-        None => quote!(::core::option::Option::None),
-    };
-    let version = args.version;
-    let store = match args.store {
-        Store::Memory => quote!(::cachette::__private::StoreKind::Memory),
-        Store::Redis => quote!(::cachette::__private::StoreKind::Redis),
-        Store::Tiered => quote!(::cachette::__private::StoreKind::Tiered),
-    };
-    let l1_ttl = match args.l1_ttl {
-        Some((ms, _)) => {
-            quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let key_template = match &plan.template {
-        None => quote!(::core::option::Option::None),
-        Some(pieces) => {
-            // The literal parts, one more than the parameters: empty where two meet or at the ends.
-            let mut literals = vec![String::new()];
-            for piece in pieces {
-                match piece {
-                    Piece::Literal(text) => {
-                        if let Some(last) = literals.last_mut() {
-                            last.push_str(text);
-                        }
-                    }
-                    Piece::Param(_) => literals.push(String::new()),
-                }
-            }
-            quote!(::core::option::Option::Some(&[#(#literals),*]))
-        }
-    };
-    let spec = quote! {
-        ::cachette::__private::Spec {
-            module: ::core::module_path!(),
-            function: #name,
-            name: #name_opt,
-            version: #version,
-            ttl: #ttl,
-            capacity: #capacity,
-            store: #store,
-            key_template: #key_template,
-            l1_ttl: #l1_ttl,
-        }
-    };
-    let constructor = match args.store {
-        Store::Memory => quote!(::cachette::__private::CachedFn::new(#spec)),
-        Store::Redis | Store::Tiered => {
-            let format = match args.format {
-                Format::Json => quote!(::cachette::__private::Format::Json),
-                Format::Bincode => quote!(::cachette::__private::Format::Bincode),
-            };
-            let codec =
-                quote_spanned!(value.span()=> ::cachette::__private::Codec::<#value>::new(#format));
-            quote!(::cachette::__private::CachedFn::with_codec(#spec, #codec))
-        }
-    };
-    let body = &func.block;
-
-    let doc_uncached = format!(
-        "Runs [`{name}`](Self::{name}) itself, bypassing its cache: nothing is read or stored."
-    );
-    let doc_uncached = if plan.method {
-        doc_uncached
+/// `{f}_uncached`: the user's function, body and spans untouched, under another name.
+fn uncached(cx: &Cx<'_>) -> TokenStream {
+    let shared = &cx.shared;
+    let vis = &cx.func.vis;
+    let name = cx.ident().to_string();
+    let mut sig = cx.func.sig.clone();
+    sig.ident = cx.uncached();
+    let body = &cx.func.block;
+    let doc = if cx.model.method {
+        format!(
+            "Runs [`{name}`](Self::{name}) itself, bypassing its cache: nothing is read or stored."
+        )
     } else {
         format!("Runs [`{name}`] itself, bypassing its cache: nothing is read or stored.")
     };
-    let assert_value = quote_spanned!(value.span()=> const _: () = ::cachette::__private::assert_value::<#value>(););
+    quote! {
+        #[doc = #doc]
+        #(#shared)*
+        #[allow(dead_code)]
+        #vis #sig #body
+    }
+}
+
+/// The public companions: `{f}_invalidate(key args)`, `{f}_clear()`, `{f}_stats()`.
+fn companions(cx: &Cx<'_>) -> TokenStream {
+    let shared = &cx.shared;
+    let vis = &cx.func.vis;
+    let access = &cx.access;
+    let ident = cx.ident();
+    let name = ident.to_string();
+    let invalidate = format_ident!("{}_invalidate", ident);
+    let clear = format_ident!("{}_clear", ident);
+    let stats = format_ident!("{}_stats", ident);
+    // They take the key arguments and keep the function's lifetimes only.
+    let lifetimes = cx.func.sig.generics.lifetimes();
+    let key_params = cx.key_params(false);
+    let key_of_params = cx.key_of_params();
     let doc_invalidate = format!(
         "Drops the cached result of `{name}` for these key arguments; a load of it under way will not store its value."
     );
     let doc_clear = format!("Drops every cached result of `{name}`.");
     let doc_stats = format!("The cache counters of `{name}`.");
-
     quote! {
-        #(#own_attrs)*
-        #vis #outer_sig {
-            let #cached_fn = #access;
-            let #key = #key_of_values;
-            #call
-        }
-
-        #[doc = #doc_uncached]
-        #(#shared)*
-        #[allow(dead_code)]
-        #vis #inner_sig #body
-
         #[doc = #doc_invalidate]
         #(#shared)*
         #[allow(dead_code)]
         #vis async fn #invalidate <#(#lifetimes),*> (#(#key_params),*) {
-            #access.invalidate(#key_of_values).await
+            #access.invalidate(#key_of_params).await
         }
 
         #[doc = #doc_clear]
@@ -327,22 +272,117 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
         #vis fn #stats() -> ::cachette::Stats {
             #access.stats()
         }
+    }
+}
 
+/// Every parameter, `self` and skipped ones included, each by reference: the signature a write
+/// path's `f(args…)` is checked against, without moving anything.
+fn all_params_by_ref(cx: &Cx<'_>) -> (Option<TokenStream>, Vec<TokenStream>) {
+    let receiver = cx.func.sig.inputs.iter().find_map(|input| match input {
+        FnArg::Receiver(r) => {
+            let ty = &r.ty;
+            let this = quote_spanned!(Span::mixed_site()=> __cachette_self);
+            Some(quote!(#this: &#ty,))
+        }
+        FnArg::Typed(_) => None,
+    });
+    let params = cx
+        .model
+        .params
+        .iter()
+        .map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: &#ty)
+        })
+        .collect();
+    (receiver, params)
+}
+
+/// `__cachette_target_{f}(&every arg…)`: the entry of one call, for `#[invalidates]` and
+/// `#[cache_put]`.
+fn target(cx: &Cx<'_>) -> TokenStream {
+    let shared = &cx.shared;
+    let vis = &cx.func.vis;
+    let value = &cx.model.value;
+    let access = &cx.access;
+    let key_fn = &cx.key_fn;
+    let target = hidden::target(cx.ident());
+    let generics = &cx.func.sig.generics;
+    let where_clause = &generics.where_clause;
+    let (receiver, params) = all_params_by_ref(cx);
+    let key_idents = cx.model.key_params().map(|p| &p.ident);
+    quote! {
         #[doc(hidden)]
         #(#shared)*
         #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
-        #vis fn #key_fn #generics (#receiver #(#all_params),*) -> ::cachette::__private::Target<#value> #where_clause {
-            ::cachette::__private::Target::new(#access, #keyof_call(#(#key_idents),*))
+        #vis fn #target #generics (#receiver #(#params),*) -> ::cachette::__private::Target<#value> #where_clause {
+            ::cachette::__private::Target::new(#access, #key_fn(#(#key_idents),*))
         }
+    }
+}
 
+/// `__cachette_keyof_{f}(&key args…)`: the one place a key is computed. Each argument goes in
+/// with its type's span, so a missing `Serialize` is reported at that parameter.
+fn key_fn(cx: &Cx<'_>) -> TokenStream {
+    let shared = &cx.shared;
+    let vis = &cx.func.vis;
+    let access = &cx.access;
+    let key = hidden::key(cx.ident());
+    let lifetimes = cx.func.sig.generics.lifetimes();
+    let key_params = cx.key_params(true);
+    let body = match cx.template {
+        None => {
+            let builder = quote_spanned!(Span::mixed_site()=> __cachette_builder);
+            let steps = cx.model.key_params().map(|p| {
+                let ident = &p.ident;
+                quote_spanned!(p.ty.span()=> #builder.arg(#ident);)
+            });
+            quote!({
+                let mut #builder = ::cachette::__private::KeyBuilder::new();
+                #(#steps)*
+                #access.digest_key(#builder.finish())
+            })
+        }
+        Some(pieces) => {
+            let steps = pieces.iter().map(|piece| match piece {
+                Piece::Literal(text) => quote!(.lit(#text)),
+                Piece::Param(name) => {
+                    let param = cx.model.params.iter().find(|p| p.ident == name.as_str());
+                    let ident = param
+                        .map(|p| p.ident.clone())
+                        .unwrap_or_else(|| format_ident!("{}", name));
+                    let span = param.map_or_else(Span::call_site, |p| p.ty.span());
+                    quote_spanned!(span=> .arg(#ident))
+                }
+            });
+            quote!(#access.named_key(::cachette::__private::KeyName::new() #(#steps)* .finish()))
+        }
+    };
+    quote! {
         #[doc(hidden)]
         #(#shared)*
         #[allow(dead_code)]
         #[inline]
-        #vis fn #keyof <#(#lifetimes),*> (#(#key_ref_params),*) -> ::cachette::__private::CallKey {
-            #key_expr
+        #vis fn #key <#(#lifetimes),*> (#(#key_params),*) -> ::cachette::__private::CallKey {
+            #body
         }
+    }
+}
 
+/// `__cachette_fn_{f}()`: the static `CachedFn` (namespace, ttl, store, codec) behind the rest.
+fn cached_fn(cx: &Cx<'_>) -> TokenStream {
+    let shared = &cx.shared;
+    let vis = &cx.func.vis;
+    let value = &cx.model.value;
+    let accessor = hidden::cached_fn(cx.ident());
+    let owner = if cx.model.method {
+        quote!(.owned_by(::core::any::type_name::<Self>))
+    } else {
+        quote!()
+    };
+    let constructor = constructor(cx);
+    let assert_value = quote_spanned!(value.span()=> const _: () = ::cachette::__private::assert_value::<#value>(););
+    quote! {
         #[doc(hidden)]
         #(#shared)*
         #[allow(dead_code)]
@@ -354,13 +394,53 @@ fn expand(func: &ItemFn, args: &attr::CachedArgs, plan: &Plan) -> TokenStream {
     }
 }
 
-/// The hidden accessor of a cached function's static: `__cachette_fn_{name}` (a prefix no
-/// other hidden item starts with, so no two functions' items can clash).
-pub(crate) fn accessor_ident(name: &syn::Ident) -> syn::Ident {
-    format_ident!("__cachette_fn_{}", name, span = name.span())
-}
-
-/// The hidden key companion that `#[invalidates]` and `#[cache_put]` call: `__cachette_key_{name}`.
-pub(crate) fn key_fn_ident(name: &syn::Ident) -> syn::Ident {
-    format_ident!("__cachette_key_{}", name, span = name.span())
+/// The `CachedFn` constructor: the options as a `Spec`, and a codec for stores that keep bytes.
+fn constructor(cx: &Cx<'_>) -> TokenStream {
+    let args = cx.args;
+    let name = cx.ident().to_string();
+    let some_or_none = |value: Option<TokenStream>| match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    };
+    let millis = |ms: u64| quote!(::core::time::Duration::from_millis(#ms));
+    let name_opt = some_or_none(args.name.as_ref().map(ToTokens::to_token_stream));
+    let ttl = some_or_none(args.ttl.map(millis));
+    let capacity = some_or_none(args.capacity.map(|n| quote!(#n)));
+    let l1_ttl = some_or_none(args.l1_ttl.map(|(ms, _)| millis(ms)));
+    let key_template = some_or_none(cx.template.map(|pieces| {
+        let literals = template::literals(pieces);
+        quote!(&[#(#literals),*])
+    }));
+    let version = args.version;
+    let store = match args.store {
+        Store::Memory => quote!(::cachette::__private::StoreKind::Memory),
+        Store::Redis => quote!(::cachette::__private::StoreKind::Redis),
+        Store::Tiered => quote!(::cachette::__private::StoreKind::Tiered),
+    };
+    let spec = quote! {
+        ::cachette::__private::Spec {
+            module: ::core::module_path!(),
+            function: #name,
+            name: #name_opt,
+            version: #version,
+            ttl: #ttl,
+            capacity: #capacity,
+            store: #store,
+            key_template: #key_template,
+            l1_ttl: #l1_ttl,
+        }
+    };
+    match args.store {
+        Store::Memory => quote!(::cachette::__private::CachedFn::new(#spec)),
+        Store::Redis | Store::Tiered => {
+            let value = &cx.model.value;
+            let format = match args.format {
+                Format::Json => quote!(::cachette::__private::Format::Json),
+                Format::Bincode => quote!(::cachette::__private::Format::Bincode),
+            };
+            let codec =
+                quote_spanned!(value.span()=> ::cachette::__private::Codec::<#value>::new(#format));
+            quote!(::cachette::__private::CachedFn::with_codec(#spec, #codec))
+        }
+    }
 }

@@ -1,11 +1,20 @@
 //! The attribute macros of [cachette](https://docs.rs/cachette). Use them through `cachette`;
 //! their documentation lives there.
+//!
+//! Map: `attr` reads `#[cached(...)]`'s options, `ast` models the function, `check` holds the
+//! cross-checks, `template` reads `key = "…"`, `expand` generates `#[cached]`'s items, whose
+//! hidden names live in `hidden`, and `write` expands `#[invalidates]` and `#[cache_put]`.
+//! Errors are collected in `ctxt`, so one compile reports them all.
 
 use proc_macro::TokenStream;
 
+mod ast;
 mod attr;
+mod check;
+mod ctxt;
 mod expand;
-mod valid;
+mod hidden;
+mod template;
 mod write;
 
 /// Caches an async function's results. See `cachette::cached` for the documentation.

@@ -1,58 +1,35 @@
-//! What `#[cached]` checks about the function it is put on, and what it learns from it.
+//! The cross-checks of `#[cached]`: what the function and its options must satisfy together.
+//! Each failure is an error at the user's own tokens; every independent one is reported.
 
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{
-    FnArg, GenericArgument, GenericParam, Ident, ItemFn, Pat, PathArguments, ReturnType, Type,
-};
+use syn::{GenericParam, Ident, ItemFn, Signature, Type};
 
-use crate::attr::{CachedArgs, Errors, Store};
+use crate::ast::{Function, Param};
+use crate::attr::{CachedArgs, Store};
+use crate::ctxt::Errors;
+use crate::template::{self, Piece};
 
-/// One parameter other than `self`.
-pub(crate) struct Param {
-    pub(crate) ident: Ident,
-    pub(crate) ty: Type,
-    /// Part of the key (not skipped).
-    pub(crate) key: bool,
-}
-
-/// Which results are stored, by the return type.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// `Result<T, E>`: `Ok` only.
-    Result,
-    /// `Option<T>`: `Some` only.
-    Option,
-    /// Anything else, and `Option` with `cache_none = true`.
-    Always,
-}
-
-/// What the expansion needs to know about the function.
-pub(crate) struct Plan {
-    pub(crate) method: bool,
-    pub(crate) params: Vec<Param>,
-    pub(crate) mode: Mode,
-    pub(crate) value: Type,
-    /// The `key = "…"` template, parsed.
-    pub(crate) template: Option<Vec<Piece>>,
-}
-
-/// A piece of a key template.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Piece {
-    Literal(String),
-    Param(String),
-}
-
-pub(crate) fn check(func: &ItemFn, args: &CachedArgs, errors: &mut Errors) -> Plan {
-    let sig = &func.sig;
+/// `#[cached]` caches an `async fn`; the error sits on the `fn` token.
+pub(crate) fn asyncness(sig: &Signature, errors: &mut Errors) {
     if sig.asyncness.is_none() {
         errors.at(
             sig.fn_token.span,
             "#[cached] caches async functions: write `async fn`",
         );
     }
-    let generics: Vec<Ident> = sig
+}
+
+/// Checks the function against its options, and returns the key template, parsed, if it has
+/// one and it is sound.
+pub(crate) fn cached(
+    func: &ItemFn,
+    args: &CachedArgs,
+    model: &Function,
+    errors: &mut Errors,
+) -> Option<Vec<Piece>> {
+    let generics: Vec<Ident> = func
+        .sig
         .generics
         .params
         .iter()
@@ -62,51 +39,43 @@ pub(crate) fn check(func: &ItemFn, args: &CachedArgs, errors: &mut Errors) -> Pl
             GenericParam::Lifetime(_) => None,
         })
         .collect();
+    key_types(model, &generics, errors);
+    skipped(args, model, errors);
+    value(model, &generics, errors);
+    store(args, errors);
+    args.key
+        .as_ref()
+        .and_then(|lit| key_template(lit, &model.params, errors))
+}
 
-    let mut method = false;
-    let mut params = Vec::new();
-    for input in &sig.inputs {
-        let typed = match input {
-            FnArg::Receiver(_) => {
-                method = true;
-                continue;
-            }
-            FnArg::Typed(typed) => typed,
-        };
-        let ident = match &*typed.pat {
-            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
-            other => {
-                errors.at(
-                    other.span(),
-                    "#[cached] needs a name for each parameter: write `name: Type` and destructure it inside the body",
-                );
-                continue;
-            }
-        };
-        let key = !args.skip.contains(&ident);
-        if key {
-            if let Some(generic) = mentions_generic(&typed.ty, &generics) {
-                errors.at(
-                    generic,
-                    format!(
-                        "#[cached] cannot hash `{ident}`: its type is generic, and a cached function's \
-                         key must have one concrete type; give it a concrete type or leave it out of \
-                         the key with `skip({ident})`"
-                    ),
-                );
-            }
+/// Every key parameter has one concrete type.
+fn key_types(model: &Function, generics: &[Ident], errors: &mut Errors) {
+    for param in model.key_params() {
+        if let Some(generic) = mentions_generic(&param.ty, generics) {
+            let ident = &param.ident;
+            errors.at(
+                generic,
+                format!(
+                    "#[cached] cannot hash `{ident}`: its type is generic, and a cached function's \
+                     key must have one concrete type; give it a concrete type or leave it out of \
+                     the key with `skip({ident})`"
+                ),
+            );
         }
-        params.push(Param {
-            ident,
-            ty: (*typed.ty).clone(),
-            key,
-        });
     }
+}
 
+/// Every name in `skip(...)` is a parameter.
+fn skipped(args: &CachedArgs, model: &Function, errors: &mut Errors) {
     for skipped in &args.skip {
-        let known = params.iter().any(|p| p.ident == *skipped) || (method && skipped == "self");
+        let known =
+            model.params.iter().any(|p| p.ident == *skipped) || (model.method && skipped == "self");
         if !known {
-            let names: Vec<String> = params.iter().map(|p| format!("`{}`", p.ident)).collect();
+            let names: Vec<String> = model
+                .params
+                .iter()
+                .map(|p| format!("`{}`", p.ident))
+                .collect();
             let list = if names.is_empty() {
                 "it has none".to_owned()
             } else {
@@ -118,43 +87,31 @@ pub(crate) fn check(func: &ItemFn, args: &CachedArgs, errors: &mut Errors) -> Pl
             );
         }
     }
+}
 
-    let (mode, value) = match &sig.output {
-        ReturnType::Default => (Mode::Always, syn::parse_quote!(())),
-        ReturnType::Type(_, ty) => classify(ty, args.cache_none),
-    };
-    if let Some(span) = borrows(&value) {
+/// The stored value can live in a static: owned, named without `Self`, one concrete type.
+fn value(model: &Function, generics: &[Ident], errors: &mut Errors) {
+    let value = &model.value;
+    if let Some(span) = borrows(value) {
         errors.at(
             span,
             "#[cached] keeps values after the call returns, so the cached value cannot borrow: return an owned type (`String` for `&str`, `Vec<T>` for `&[T]`, `Arc<T>` to share)",
         );
-    } else if let Some(span) = mentions_self(&value) {
+    } else if let Some(span) = mentions_self(value) {
         errors.at(
             span,
             "#[cached] keeps values in a static, where `Self` cannot be named: write the type's own name",
         );
-    } else if let Some(generic) = mentions_generic(&value, &generics) {
+    } else if let Some(generic) = mentions_generic(value, generics) {
         errors.at(
             generic,
             "#[cached] cannot store a value of a generic type: the cache of a function holds one concrete type",
         );
     }
-    check_store(args, errors);
-    let template = args
-        .key
-        .as_ref()
-        .and_then(|lit| check_template(lit, &params, errors));
-    Plan {
-        method,
-        params,
-        mode,
-        value,
-        template,
-    }
 }
 
 /// The options that only make sense with some stores.
-fn check_store(args: &CachedArgs, errors: &mut Errors) {
+fn store(args: &CachedArgs, errors: &mut Errors) {
     match args.store {
         Store::Memory => {
             if let Some(span) = args.format_span {
@@ -215,10 +172,10 @@ fn check_store(args: &CachedArgs, errors: &mut Errors) {
 /// Splits `key = "…"` into literals and parameters and checks it against the parameters:
 /// every `{name}` is a key parameter, every key parameter appears, and two parameters are
 /// separated by a character escaping never leaves in a value (so no two calls share a key).
-fn check_template(lit: &syn::LitStr, params: &[Param], errors: &mut Errors) -> Option<Vec<Piece>> {
+fn key_template(lit: &syn::LitStr, params: &[Param], errors: &mut Errors) -> Option<Vec<Piece>> {
     let span = lit.span();
     let text = lit.value();
-    let pieces = match parse_template(&text) {
+    let pieces = match template::parse(&text) {
         Ok(pieces) => pieces,
         Err(why) => {
             errors.at(span, format!("invalid key template: {why}"));
@@ -289,77 +246,6 @@ fn check_template(lit: &syn::LitStr, params: &[Param], errors: &mut Errors) -> O
         }
     }
     ok.then_some(pieces)
-}
-
-/// `"user:{id}:{{tag}}"` into literals and parameters; `{{` and `}}` are literal braces.
-pub(crate) fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
-    let mut pieces = Vec::new();
-    let mut literal = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                literal.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                literal.push('}');
-            }
-            '{' => {
-                let mut name = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some(c) => name.push(c),
-                        None => {
-                            return Err(format!("`{{{name}` is not closed: write `{{{name}}}`"))
-                        }
-                    }
-                }
-                let name = name.trim().to_owned();
-                if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                    return Err(format!("`{{{name}}}` must name a parameter, as in `user:{{id}}` (write `{{{{` for a literal brace)"));
-                }
-                if !literal.is_empty() {
-                    pieces.push(Piece::Literal(std::mem::take(&mut literal)));
-                }
-                pieces.push(Piece::Param(name));
-            }
-            '}' => return Err("a lone `}`: write `}}` for a literal brace".to_owned()),
-            c => literal.push(c),
-        }
-    }
-    if !literal.is_empty() {
-        pieces.push(Piece::Literal(literal));
-    }
-    if pieces.is_empty() {
-        return Err("the template is empty; write the key's name, as in `user:{id}`".to_owned());
-    }
-    Ok(pieces)
-}
-
-/// The mode and stored type for a return type: by the last path segment, so `io::Result<T>`
-/// and `anyhow::Result<T>` count as `Result`.
-fn classify(ty: &Type, cache_none: bool) -> (Mode, Type) {
-    if let Type::Path(path) = ty {
-        if path.qself.is_none() {
-            if let Some(last) = path.path.segments.last() {
-                if let PathArguments::AngleBracketed(generic) = &last.arguments {
-                    let first = generic.args.iter().find_map(|a| match a {
-                        GenericArgument::Type(t) => Some(t.clone()),
-                        _ => None,
-                    });
-                    match (last.ident.to_string().as_str(), first) {
-                        ("Result", Some(t)) => return (Mode::Result, t),
-                        ("Option", Some(t)) if !cache_none => return (Mode::Option, t),
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-    (Mode::Always, ty.clone())
 }
 
 /// Where `ty` names one of `generics` or is an `impl Trait`, if anywhere.
@@ -452,28 +338,4 @@ fn mentions_self(ty: &Type) -> Option<proc_macro2::Span> {
     let mut finder = Finder(None);
     finder.visit_type(ty);
     finder.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_template, Piece};
-
-    #[test]
-    fn templates() {
-        assert_eq!(
-            parse_template("user:{id}:{{tag}}").unwrap(),
-            vec![
-                Piece::Literal("user:".into()),
-                Piece::Param("id".into()),
-                Piece::Literal(":{tag}".into())
-            ]
-        );
-        assert_eq!(
-            parse_template("{a}").unwrap(),
-            vec![Piece::Param("a".into())]
-        );
-        for bad in ["", "user:{", "user:{}", "a}b", "{a b}", "{a-b}"] {
-            assert!(parse_template(bad).is_err(), "{bad:?}");
-        }
-    }
 }
