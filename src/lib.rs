@@ -225,7 +225,9 @@ pub use cache_macros::invalidates;
 /// ```
 pub use cache_macros::cache_put;
 
-pub use cache_runtime::{stats, Config, ConfigBuilder, ConfigError, ConfigErrorKind, Stats};
+pub use cache_runtime::{
+    stats, Clock, Config, ConfigBuilder, ConfigError, ConfigErrorKind, ManualClock, Stats,
+};
 
 /// What generated code needs. Not public API: it changes without notice.
 #[doc(hidden)]

@@ -241,22 +241,6 @@ async fn a_load_begun_before_an_invalidation_is_not_stored() {
     assert_eq!(raced(0).await, 1);
 }
 
-static TTL_RUNS: AtomicUsize = AtomicUsize::new(0);
-
-#[cached(ttl = "150ms")]
-async fn short_lived(id: u64) -> usize {
-    TTL_RUNS.fetch_add(1, Ordering::SeqCst) + id as usize
-}
-
-#[tokio::test]
-async fn entries_expire_after_their_ttl() {
-    let first = short_lived(0).await;
-    assert_eq!(short_lived(0).await, first);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_ne!(short_lived(0).await, first, "expired: the body ran again");
-    assert_eq!(TTL_RUNS.load(Ordering::SeqCst), 2);
-}
-
 static BOUNDED_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(capacity = 10)]

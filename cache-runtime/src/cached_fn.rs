@@ -290,11 +290,10 @@ where
                 ),
                 (None, None) => format!("{}::{}", self.spec.module, self.spec.function),
             };
-            let capacity = self
-                .spec
-                .capacity
-                .unwrap_or_else(|| Config::global().memory_capacity());
-            let store = Store::new(&self.spec, self.codec, &namespace, capacity);
+            let config = Config::global();
+            let capacity = self.spec.capacity.unwrap_or(config.memory_capacity());
+            let clock = config.clock().clone();
+            let store = Store::new(&self.spec, self.codec, &namespace, capacity, clock);
             State {
                 ctx: Context::new(namespace),
                 store,

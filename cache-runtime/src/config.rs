@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::clock::Clock;
+
 /// Entries a memory store holds when neither `capacity = N` nor the configuration says otherwise.
 pub(crate) const DEFAULT_MEMORY_CAPACITY: usize = 10_000;
 
@@ -42,6 +44,7 @@ pub struct Config {
     prefix: String,
     redis_timeout: Duration,
     max_value_bytes: usize,
+    clock: Clock,
 }
 
 impl Config {
@@ -53,6 +56,7 @@ impl Config {
             prefix: DEFAULT_PREFIX.to_owned(),
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            clock: Clock::system(),
         }
     }
 
@@ -109,6 +113,11 @@ impl Config {
     /// The largest encoded value stored in Redis.
     pub fn max_value_bytes(&self) -> usize {
         self.max_value_bytes
+    }
+
+    /// The clock entries' ttls are measured on.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The configuration in force: the installed one, or else the environment's, read on first
@@ -194,6 +203,7 @@ pub struct ConfigBuilder {
     prefix: String,
     redis_timeout: Duration,
     max_value_bytes: usize,
+    clock: Clock,
 }
 
 impl ConfigBuilder {
@@ -229,6 +239,14 @@ impl ConfigBuilder {
     /// a larger value is returned to the caller but not stored.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.max_value_bytes = bytes;
+        self
+    }
+
+    /// The clock entries' ttls in memory are measured on (default [`Clock::system`], the
+    /// machine's monotonic clock). A test installs a [`Clock::manual`] clock to move time by
+    /// hand instead of sleeping. Redis keeps its own time for the ttls it holds.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -276,6 +294,7 @@ impl ConfigBuilder {
             prefix: self.prefix,
             redis_timeout: self.redis_timeout,
             max_value_bytes: self.max_value_bytes,
+            clock: self.clock,
         }
     }
 }

@@ -78,7 +78,8 @@ pub(crate) enum Insert {
 }
 
 impl<V: Clone> MemoryStore<V> {
-    /// A store holding at most `capacity` entries (at least one).
+    /// A store holding at most `capacity` entries (at least one), on the system clock.
+    #[cfg(test)]
     pub(crate) fn new(capacity: usize) -> Self {
         Self::with_clock(capacity, Clock::system())
     }

@@ -21,6 +21,7 @@ pub(crate) mod tiered;
 use std::time::Duration;
 
 use crate::cached_fn::{Key, Spec, StoreKind};
+use crate::clock::Clock;
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::flight::{Flight, FlightGuard};
@@ -46,6 +47,7 @@ where
         codec: Option<Codec<V>>,
         namespace: &str,
         capacity: usize,
+        clock: Clock,
     ) -> Self {
         match (spec.store, codec) {
             (StoreKind::Redis, Some(codec)) => {
@@ -55,9 +57,10 @@ where
                 let l1_ttl = spec.l1_ttl.unwrap_or(DEFAULT_L1_TTL);
                 let l1_ttl = l1_ttl.min(spec.ttl.unwrap_or(DEFAULT_L1_TTL));
                 let shared = RedisFn::new(spec, namespace, codec);
-                Store::Tiered(Box::new(TieredFn::new(capacity, l1_ttl, shared)))
+                let l1 = MemoryStore::with_clock(capacity, clock);
+                Store::Tiered(Box::new(TieredFn::new(l1, l1_ttl, shared)))
             }
-            _ => Store::Memory(MemoryStore::new(capacity)),
+            _ => Store::Memory(MemoryStore::with_clock(capacity, clock)),
         }
     }
 

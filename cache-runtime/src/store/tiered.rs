@@ -73,10 +73,10 @@ impl<V> TieredFn<V>
 where
     V: Clone + Send + Sync + 'static,
 {
-    /// A tiered store of `capacity` entries in memory, each kept there for `l1_ttl`.
-    pub(crate) fn new(capacity: usize, l1_ttl: Duration, shared: RedisFn<V>) -> Self {
+    /// A tiered store of `l1` in front of `shared`, keeping entries in `l1` for `l1_ttl`.
+    pub(crate) fn new(l1: MemoryStore<V>, l1_ttl: Duration, shared: RedisFn<V>) -> Self {
         Self {
-            l1: MemoryStore::new(capacity),
+            l1,
             l1_ttl,
             shared,
             recent: RecentWrites::new(Clock::system()),
