@@ -5,7 +5,8 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, Ident, ItemFn, Pat};
+use syn::visit_mut::VisitMut;
+use syn::{Attribute, FnArg, Ident, ItemFn, Pat, Type};
 
 use crate::ast::{Function, Mode};
 use crate::attr::{self, CachedArgs, Format, Store};
@@ -131,6 +132,7 @@ fn expand(cx: &Cx<'_>) -> TokenStream {
     let uncached = uncached(cx);
     let companions = companions(cx);
     let target = target(cx);
+    let target_trait = target_trait(cx);
     let key = key_fn(cx);
     let cached_fn = cached_fn(cx);
     quote! {
@@ -138,6 +140,7 @@ fn expand(cx: &Cx<'_>) -> TokenStream {
         #uncached
         #companions
         #target
+        #target_trait
         #key
         #cached_fn
     }
@@ -317,6 +320,125 @@ fn target(cx: &Cx<'_>) -> TokenStream {
         #[allow(dead_code, unused_variables, clippy::too_many_arguments)]
         #vis fn #target #generics (#receiver #(#params),*) -> ::cachette::__private::Target<#value> #where_clause {
             ::cachette::__private::Target::new(#access, #key_fn(#(#key_idents),*))
+        }
+    }
+}
+
+/// For a free function, the trait `__cachette_targetof_{f}`, implemented for every type, whose
+/// one method `f.__cachette_target_{f}(&args…)` is the target: a write path names the
+/// function itself first, so a misspelled name is rustc's "cannot find value" on the user's
+/// token, and the method, never looked up on a value that does not exist, adds no second
+/// error. For a generic function the method ties the function's generics to its arguments'
+/// (`Self: FnOnce(…)`), so they are inferred as in a call.
+fn target_trait(cx: &Cx<'_>) -> TokenStream {
+    if cx.model.method {
+        return TokenStream::new();
+    }
+    let shared = &cx.shared;
+    let vis = &cx.func.vis;
+    let value = &cx.model.value;
+    let ident = cx.ident();
+    let target = hidden::target(ident);
+    let trait_ident = hidden::target_trait(ident);
+
+    // `impl Trait` parameters become named generics, so the tie can name them.
+    let mut generics = cx.func.sig.generics.clone();
+    let mut types: Vec<Type> = cx.model.params.iter().map(|p| p.ty.clone()).collect();
+    let mut named = NameImplTraits::default();
+    for ty in &mut types {
+        named.visit_type_mut(ty);
+    }
+    let generic = named.added > 0
+        || generics.type_params().next().is_some()
+        || generics.const_params().next().is_some();
+    generics.params.extend(named.params);
+    if generic {
+        // Elided lifetimes get names, so the tie can repeat the types; the parameters' own
+        // types then imply the bounds the tie's types need.
+        let mut named = NameElidedLifetimes::default();
+        for ty in &mut types {
+            named.visit_type_mut(ty);
+        }
+        for (i, lifetime) in named.params.into_iter().enumerate() {
+            generics.params.insert(i, lifetime);
+        }
+        let ret = format_ident!("__CachetteRet", span = Span::mixed_site());
+        generics.params.push(syn::parse_quote!(#ret));
+        generics
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(Self: ::core::ops::FnOnce(#(#types),*) -> #ret));
+    }
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let params = cx.model.params.iter().zip(&types).map(|(p, ty)| {
+        let ident = &p.ident;
+        quote!(#ident: &#ty)
+    });
+    let names = cx.model.params.iter().map(|p| &p.ident);
+    let this = quote_spanned!(Span::mixed_site()=> __CachetteT);
+    quote! {
+        #[doc(hidden)]
+        #(#shared)*
+        #[allow(non_camel_case_types)]
+        #vis trait #trait_ident {
+            #[allow(clippy::too_many_arguments)]
+            fn #target #impl_generics (&self, #(#params),*) -> ::cachette::__private::Target<#value> #where_clause {
+                #target(#(#names),*)
+            }
+        }
+
+        #(#shared)*
+        impl<#this: ?::core::marker::Sized> #trait_ident for #this {}
+    }
+}
+
+/// Replaces each `impl Trait` with a new generic parameter bounded by `Trait`.
+#[derive(Default)]
+struct NameImplTraits {
+    added: usize,
+    params: Vec<syn::GenericParam>,
+}
+
+impl VisitMut for NameImplTraits {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(it) = ty {
+            let name = format_ident!("__CachetteImpl{}", self.added, span = Span::mixed_site());
+            let bounds = &it.bounds;
+            self.params.push(syn::parse_quote!(#name: #bounds));
+            self.added += 1;
+            *ty = syn::parse_quote!(#name);
+            return;
+        }
+        syn::visit_mut::visit_type_mut(self, ty);
+    }
+}
+
+/// Gives each elided lifetime (`&T`, `'_`) a new name, declared as a generic parameter.
+#[derive(Default)]
+struct NameElidedLifetimes {
+    params: Vec<syn::GenericParam>,
+}
+
+impl NameElidedLifetimes {
+    fn fresh(&mut self) -> syn::Lifetime {
+        let name = format!("'__cachette_l{}", self.params.len());
+        let lifetime = syn::Lifetime::new(&name, Span::mixed_site());
+        self.params.push(syn::parse_quote!(#lifetime));
+        lifetime
+    }
+}
+
+impl VisitMut for NameElidedLifetimes {
+    fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+        if r.lifetime.is_none() {
+            r.lifetime = Some(self.fresh());
+        }
+        syn::visit_mut::visit_type_reference_mut(self, r);
+    }
+
+    fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+        if l.ident == "_" {
+            *l = self.fresh();
         }
     }
 }

@@ -21,3 +21,11 @@ pub(crate) fn key(f: &Ident) -> Ident {
 pub(crate) fn target(f: &Ident) -> Ident {
     format_ident!("__cachette_target_{}", f, span = f.span())
 }
+
+/// `__cachette_targetof_{f}`: the trait through which a write path reaches a free function's
+/// target from the function itself, `f.__cachette_target_{f}(…)`, so that a misspelled `f`
+/// fails as rustc's own "cannot find value `f`" and nothing else (a method on a value that
+/// does not exist is never looked up).
+pub(crate) fn target_trait(f: &Ident) -> Ident {
+    format_ident!("__cachette_targetof_{}", f, span = f.span())
+}

@@ -3,9 +3,11 @@
 //! A target is written as the call whose result went stale, `get_user(db, id)`. The expansion
 //! asks the cached function's hidden target companion (see [`crate::hidden`]) for the entry of
 //! that call, with each argument borrowed, so rustc checks the arguments against the cached
-//! function's own parameters, and the key is computed before the body may move them:
-//! `users::get_user(db, id)` calls `users::__cachette_target_get_user(&db, &id)`, and `all(f)`
-//! calls `__cachette_fn_f()`.
+//! function's own parameters, and the key is computed before the body may move them. A target
+//! named by one identifier goes through the function itself,
+//! `get_user.__cachette_target_get_user(&db, &id)`, so that a misspelled name is one error on
+//! the user's token; a path (`users::get_user`, `Self::find`) calls
+//! `users::__cachette_target_get_user(&db, &id)`, and `all(f)` calls `__cachette_fn_f()`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -47,8 +49,10 @@ enum Target {
 }
 
 impl Target {
-    /// The expression that yields this target: a `Target` for an entry, a `&CachedFn` for all,
-    /// from the hidden item beside the cached function.
+    /// The expression that yields this target: a `Target` for an entry, a `&CachedFn` for all.
+    /// An entry named by one identifier goes through the function itself (a misspelled name
+    /// then fails there, once); a path, and `all(f)` (which has no arguments to infer a generic
+    /// function's parameters from), call the hidden item beside it.
     fn expr(&self) -> TokenStream {
         match self {
             Target::Entry { path, args, span } => {
@@ -57,8 +61,12 @@ impl Target {
                 };
                 let target = hidden::target(&last.ident);
                 let args = args.iter().map(|a| quote_spanned!(a.span()=> &(#a)));
-                let path = with_last(&path.path, target);
-                quote_spanned!(*span=> #path(#(#args),*))
+                if path.qself.is_none() && path.path.get_ident().is_some() {
+                    quote_spanned!(*span=> #path.#target(#(#args),*))
+                } else {
+                    let path = with_last(&path.path, target);
+                    quote_spanned!(*span=> #path(#(#args),*))
+                }
             }
             Target::All { path } => match path.path.segments.last() {
                 Some(last) => {

@@ -1,7 +1,5 @@
-// PENDING: expected rustc's "cannot find function `get_usr`", ideally with "a function with a
-// similar name exists: `get_user`". Actual: "cannot find function `__cachette_key_get_usr`",
-// and help that suggests writing `#[invalidates(__cachette_key_get_user(id))]`: a hidden
-// generated name, which is wrong advice (the target must be written `get_user(id)`).
+// A misspelled target is one error on the user's token, naming the user's function: rustc's
+// own "cannot find value `get_usr`", with `get_user` as the suggestion, and no hidden name.
 use cachette::{cached, invalidates};
 
 #[cached]

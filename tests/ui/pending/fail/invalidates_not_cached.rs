@@ -1,9 +1,9 @@
 // PENDING: expected an error on `get_user` saying it is not `#[cached]` (add `#[cached]` to it,
-// or name a cached function). Actual: "cannot find function `__cachette_key_get_user` in this
-// scope … not found in this scope", which names a hidden function and reads as if `get_user`
-// itself were missing, although it is right there. Same for a method: `Self::plain(self, id)`
-// on a non-cached method gives "no associated item named `__cachette_key_plain`" and suggests
-// `Self::__cachette_key_find` (a hidden companion of another, cached, method).
+// or name a cached function). Actual: "no method named `__cachette_target_get_user` found for
+// fn item `fn(u64) -> impl Future<Output = String> {get_user}`", on `get_user`, but naming a
+// hidden method and a fn item type. Same for a method: `Self::plain(self, id)` on a non-cached
+// method gives "no function or associated item named `__cachette_target_plain`" and suggests
+// `Self::__cachette_target_find` (the hidden companion of another, cached, method).
 use cachette::invalidates;
 
 async fn get_user(id: u64) -> String {
