@@ -1,10 +1,16 @@
 //! The attribute macros of [cachette](https://docs.rs/cachette). Use them through `cachette`;
 //! their documentation lives there.
 //!
-//! Map: `attr` reads `#[cached(...)]`'s options, `ast` models the function, `check` holds the
-//! cross-checks, `template` reads `key = "…"`, `expand` generates `#[cached]`'s items, whose
-//! hidden names live in `hidden`, and `write` expands `#[invalidates]` and `#[cache_put]`.
-//! Errors are collected in `ctxt`, so one compile reports them all.
+//! One concern per module; none holds runtime logic (generated code calls the runtime):
+//!
+//! - `attr`: the grammar of `#[cached(...)]`, into `CachedArgs`.
+//! - `ast`: the model of the function (parameters, return classification, what is stored).
+//! - `check`: the cross-checks of function and options; errors on the user's tokens.
+//! - `template`: the grammar of `key = "…"`.
+//! - `expand`: `#[cached]`'s items, one generator each.
+//! - `hidden`: the names of the hidden items `#[cached]` writes and the write paths call.
+//! - `write`: `#[invalidates]` and `#[cache_put]`.
+//! - `ctxt`: the error collector, so that one compile reports every mistake.
 
 use proc_macro::TokenStream;
 
