@@ -52,22 +52,25 @@ pub enum StoreKind {
 /// The key of one call: the digest of its key arguments, or the name a key template gave it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Key {
-    digest: u128,
+    pub(crate) digest: u128,
     name: Option<String>,
 }
 
 impl Key {
     /// The 128-bit digest that identifies the call in this process.
+    #[inline]
     pub fn digest(&self) -> u128 {
         self.digest
     }
 
     /// The name from a `key = "…"` template, without the prefix.
+    #[inline]
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
     /// The key of a call whose function has no template, from its digest.
+    #[inline]
     pub(crate) fn from_digest(digest: u128) -> Self {
         Self { digest, name: None }
     }
@@ -159,7 +162,11 @@ where
     pub fn lookup(&'static self, key: &CallKey) -> Option<V> {
         let state = self.state();
         let key = key.as_ref().ok()?;
-        let value = state.store.get_local(&state.ctx, key)?;
+        // The memory store's hit inline; any other store's memory a call away.
+        let value = match state.store.memory() {
+            Some(memory) => memory.get(key.digest)?,
+            None => state.store.get_local(&state.ctx, key)?,
+        };
         state.ctx.hit(key);
         Some(value)
     }

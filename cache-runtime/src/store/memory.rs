@@ -115,7 +115,7 @@ impl<V: Clone> MemoryStore<V> {
     }
 
     /// The live value under `key`, cloned.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, key: u128) -> Option<V> {
         // Read before the shard lock, whose locked instruction would otherwise hold the clock
         // read back until it retires: in this order the two overlap, and the clock costs a hit

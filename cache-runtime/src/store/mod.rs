@@ -72,8 +72,20 @@ where
         }
     }
 
-    /// The value held in this process's memory, read without waiting.
+    /// The memory store, for the hit path of functions on it (see [`CachedFn::lookup`]).
+    ///
+    /// [`CachedFn::lookup`]: crate::cached_fn::CachedFn::lookup
     #[inline(always)]
+    pub(crate) fn memory(&self) -> Option<&MemoryStore<V>> {
+        match self {
+            Store::Memory(memory) => Some(memory),
+            _ => None,
+        }
+    }
+
+    /// The value held in this process's memory, read without waiting: a tiered store's L1 (the
+    /// memory store's hit goes through [`Store::memory`]).
+    #[inline(never)]
     pub(crate) fn get_local(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
         match self {
             Store::Memory(memory) => memory.get(key.digest()),

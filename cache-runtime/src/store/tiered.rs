@@ -91,7 +91,7 @@ where
     }
 
     /// L1, while the bus is live (a hit counted as an L1 hit).
-    #[inline(always)]
+    #[inline]
     pub(crate) fn get_local(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
         if !Bus::global().live() {
             return None;
