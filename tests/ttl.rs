@@ -7,7 +7,15 @@ use std::time::Duration;
 
 use cachette::{cached, Clock, ManualClock};
 
-fn hand() -> &'static ManualClock {
+/// The process's clock hand, and the right to move it: one test at a time, since every
+/// function of the process reads the one clock.
+async fn hand() -> (&'static ManualClock, tokio::sync::MutexGuard<'static, ()>) {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let turn = TURN.lock().await;
+    (clock_hand(), turn)
+}
+
+fn clock_hand() -> &'static ManualClock {
     static HAND: OnceLock<ManualClock> = OnceLock::new();
     HAND.get_or_init(|| {
         let (clock, hand) = Clock::manual();
@@ -28,7 +36,7 @@ async fn short_lived(id: u64) -> usize {
 
 #[tokio::test]
 async fn an_entry_lives_exactly_its_ttl() {
-    let hand = hand();
+    let (hand, _turn) = hand().await;
     let first = short_lived(0).await;
     hand.advance(Duration::from_millis(149));
     assert_eq!(short_lived(0).await, first, "alive until its ttl is up");
@@ -54,7 +62,7 @@ async fn forever(id: u64) -> usize {
 
 #[tokio::test]
 async fn without_a_ttl_an_entry_never_expires() {
-    let hand = hand();
+    let (hand, _turn) = hand().await;
     let first = forever(0).await;
     hand.advance(Duration::from_secs(10 * 365 * 24 * 3600));
     assert_eq!(forever(0).await, first);
