@@ -5,7 +5,7 @@
 //! [`KeyName`]:
 //!
 //! ```
-//! # use cache_runtime::template::KeyName;
+//! # use cache_runtime::KeyName;
 //! let (id, page) = (42u64, "2");
 //! let key = KeyName::new()
 //!     .lit("user:")
