@@ -187,6 +187,7 @@ where
         Fut: Future<Output = O>,
     {
         let state = self.state();
+        // Only the memory store keeps values without a codec: its miss path is the load alone.
         if self.codec.is_none() {
             let Some(key) = state.ctx.usable(key, "calling uncached") else {
                 return load().await;

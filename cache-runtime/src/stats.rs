@@ -83,9 +83,8 @@ impl Counters {
 
 /// A counter bumped on the hit path: one cell per thread, summed when read.
 ///
-/// A shared atomic add is a locked instruction (about 11 ns on the machines this was measured
-/// on, a tenth of a hit) and makes the counter's cache line travel between cores that hit the
-/// same function. Here each thread only writes its own cell, so a bump is a plain load and store.
+/// No locked instruction on a hit: a shared atomic add is one, and makes the counter's cache
+/// line travel between cores that hit the same function. Here each thread only writes its own cell, so a bump is a plain load and store.
 /// Cells outlive their threads: `thread_local` hands a finished thread's cell, count and all, to
 /// the next thread that takes its id, so no count is ever lost.
 #[derive(Debug, Default)]
