@@ -138,55 +138,88 @@ async fn a_panicking_or_failing_loader_does_not_wedge_its_key() {
 }
 
 static WAITER_RUNS: AtomicUsize = AtomicUsize::new(0);
+static LEADER_ENTERED: Notify = Notify::const_new();
+static LEADER_GATE: Notify = Notify::const_new();
 
+/// The first run (the leader) waits for the test's gate, then fails; later runs succeed.
 #[cached]
 async fn failing_leader(id: u64) -> Result<u64, std::io::Error> {
     let run = WAITER_RUNS.fetch_add(1, Ordering::SeqCst);
     if run == 0 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        LEADER_ENTERED.notify_one();
+        LEADER_GATE.notified().await;
         return Err(std::io::Error::other("the leader fails"));
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(id)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waiters_of_a_failed_load_run_their_own_body() {
+/// On a current-thread runtime a spawned call runs only while the test awaits, and a call that
+/// misses memory runs synchronously up to the flight: once a call's miss is counted, it has
+/// either joined the leader's flight or (without single-flight) run its body to the end.
+#[tokio::test(flavor = "current_thread")]
+async fn waiters_share_the_leaders_load_and_run_their_own_body_when_it_fails() {
     let leader = tokio::spawn(failing_leader(5));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = std::time::Instant::now();
+    LEADER_ENTERED.notified().await;
     let waiters: Vec<_> = (0..4).map(|_| tokio::spawn(failing_leader(5))).collect();
+    while failing_leader_stats().misses < 5 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        WAITER_RUNS.load(Ordering::SeqCst),
+        1,
+        "the four waiters joined the leader's load instead of running the body"
+    );
+    assert!(waiters.iter().all(|w| !w.is_finished()), "they wait for it");
+
+    LEADER_GATE.notify_one();
     assert!(leader.await.unwrap().is_err());
     for waiter in waiters {
         assert_eq!(waiter.await.unwrap().unwrap(), 5);
     }
-    // One failed load (at most 150 ms left of it) plus one run of their own (50 ms): far
-    // below two failed loads. Generous for a slow machine, yet fails if they queued twice.
-    assert!(started.elapsed() < Duration::from_millis(1_000));
-    assert_eq!(WAITER_RUNS.load(Ordering::SeqCst), 1 + 4);
+    assert_eq!(
+        WAITER_RUNS.load(Ordering::SeqCst),
+        1 + 4,
+        "the leader failed: each waiter ran a body of its own, none queued behind another"
+    );
 }
 
 static GATE: Notify = Notify::const_new();
+static GATE_ENTERED: Notify = Notify::const_new();
 static GATED_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached]
 async fn gated(id: u64) -> u64 {
     let run = GATED_RUNS.fetch_add(1, Ordering::SeqCst);
     if id == 0 && run == 0 {
+        GATE_ENTERED.notify_one();
         GATE.notified().await;
     }
     id + 100
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_loader_frees_its_key_and_other_keys_never_wait() {
-    let cancelled = tokio::time::timeout(Duration::from_millis(50), gated(0)).await;
-    assert!(
-        cancelled.is_err(),
-        "the first load of key 0 hangs until dropped"
+    let held = tokio::spawn(gated(0));
+    GATE_ENTERED.notified().await;
+    // Key 0's load is open (its body waits for GATE, which nobody opens): key 1 runs anyway.
+    let other = tokio::time::timeout(Duration::from_secs(5), gated(1)).await;
+    assert_eq!(other.expect("key 1 does not wait for key 0"), 101);
+    assert!(!held.is_finished(), "key 0's load was still open");
+
+    held.abort();
+    assert!(held.await.unwrap_err().is_cancelled());
+    let again = tokio::time::timeout(Duration::from_secs(5), gated(0)).await;
+    assert_eq!(
+        again.expect("the dropped load freed its key"),
+        100,
+        "the key is free again: the body runs afresh"
     );
-    assert_eq!(gated(0).await, 100, "the key is free again");
-    assert_eq!(gated(1).await, 101);
+    assert_eq!(
+        gated(0).await,
+        100,
+        "and that run led a flight of its own: stored"
+    );
+    assert_eq!(GATED_RUNS.load(Ordering::SeqCst), 3, "a hit");
     assert_eq!(gated_stats().load_errors, 1, "the dropped load is counted");
 }
 
@@ -402,35 +435,4 @@ fn works_on_a_current_thread_runtime() {
         }
     });
     assert_eq!(CT_RUNS.load(Ordering::SeqCst), 1);
-}
-
-mod versioned {
-    use super::*;
-
-    static V1: AtomicUsize = AtomicUsize::new(0);
-    static V2: AtomicUsize = AtomicUsize::new(0);
-
-    #[cached(name = "versioned::same", version = 1)]
-    pub(super) async fn one(id: u64) -> u64 {
-        V1.fetch_add(1, Ordering::SeqCst);
-        id
-    }
-
-    #[cached(name = "versioned::other", version = 2)]
-    pub(super) async fn two(id: u64) -> u64 {
-        V2.fetch_add(1, Ordering::SeqCst);
-        id + 1
-    }
-
-    #[tokio::test]
-    async fn two_functions_never_share_an_entry() {
-        assert_eq!(one(1).await, 1);
-        assert_eq!(two(1).await, 2);
-        assert_eq!(one(1).await, 1);
-        assert_eq!(two(1).await, 2);
-        assert_eq!(
-            (V1.load(Ordering::SeqCst), V2.load(Ordering::SeqCst)),
-            (1, 1)
-        );
-    }
 }

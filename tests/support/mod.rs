@@ -28,7 +28,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(20);
 /// The pause between two polls of a wait loop.
 const POLL: Duration = Duration::from_millis(20);
-/// How many times `start()` picks new ports after a port clash.
+/// How many times `start()` tries, each time on a new port, before it gives up.
 const START_ATTEMPTS: usize = 5;
 /// The cluster bus listens on the client port plus this.
 const CLUSTER_BUS_OFFSET: u16 = 10_000;
@@ -115,6 +115,34 @@ fn answers_ping(port: u16, timeout: Duration) -> bool {
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
+/// The `process_id` in the `INFO server` reply of whatever answers on `port`.
+fn answering_pid(port: u16, timeout: Duration) -> Option<u32> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let deadline = Instant::now() + timeout;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while Instant::now() < deadline {
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 {
+            break;
+        }
+        reply.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some(pid) = text
+            .lines()
+            .find_map(|line| line.strip_prefix("process_id:"))
+            .filter(|_| text.contains("run_id:"))
+        {
+            return pid.trim().parse().ok();
+        }
+    }
+    None
+}
+
 /// Sends `kill -<signal> <pid>`; panics if `kill` fails.
 fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
@@ -138,7 +166,7 @@ fn kill_and_reap(child: &mut Child) {
 enum StartError {
     /// The port (or the cluster bus port) was taken by someone else: try other ports.
     PortClash(String),
-    /// Anything else: give up.
+    /// Anything else; `start()` still tries another port, `restart()` gives up.
     Other(String),
 }
 
@@ -179,16 +207,16 @@ impl RedisServer {
                 server: None,
                 watchdog: None,
             };
+            // Any failure may be a lost race for the port, which was closed before
+            // `redis-server` bound it (and the log does not always say so): try another port.
+            // Dropping `server` releases the port and removes its directory.
             match server.launch() {
                 Ok(()) => return server,
-                // Dropping `server` releases the port and removes its directory.
                 Err(StartError::PortClash(log)) => last_error = log,
-                Err(StartError::Other(message)) => panic!("{message}"),
+                Err(StartError::Other(message)) => last_error = message,
             }
         }
-        panic!(
-            "redis-server could not get a free port in {START_ATTEMPTS} attempts; last log:\n{last_error}"
-        );
+        panic!("redis-server did not start in {START_ATTEMPTS} attempts, each on a new port; last failure:\n{last_error}");
     }
 
     /// The loopback port the server listens on.
@@ -366,10 +394,21 @@ impl RedisServer {
             }
         }
 
+        let server_pid_of_child = server_pid;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if answers_ping(self.port, Duration::from_millis(200)) {
-                return Ok(());
+                // The port was free when picked, then closed: another process's server may
+                // have taken it meanwhile and be the one answering, while ours failed to bind.
+                if answering_pid(self.port, Duration::from_secs(2)) == Some(server_pid_of_child) {
+                    return Ok(());
+                }
+                self.kill();
+                return Err(StartError::PortClash(format!(
+                    "another server answers on port {}; log:\n{}",
+                    self.port,
+                    self.log()
+                )));
             }
             let exited = match self.server.as_mut().map(Child::try_wait) {
                 Some(Ok(Some(status))) => Some(status.to_string()),
