@@ -128,6 +128,13 @@ impl Repo {
         self.names.lock().unwrap().insert(id, name.to_owned());
     }
 
+    /// Fails: only `before = true` can have dropped the entry.
+    #[invalidates(Self::find(self, id), before = true)]
+    async fn refuse(&self, id: u64) -> Result<(), DbError> {
+        let _ = id;
+        Err(DbError)
+    }
+
     #[cache_put(Self::find(self, id))]
     async fn put(&self, id: u64, name: String) -> Option<String> {
         self.names.lock().unwrap().insert(id, name.clone());
@@ -166,10 +173,19 @@ async fn methods_and_functions_in_other_modules_are_targets() {
     repo.rename(1, "y").await;
     assert_eq!(repo.find(1).await.as_deref(), Some("y"));
     assert_eq!(repo.loads.load(Ordering::SeqCst), 3);
+    // `before = true` drops the entry before the body runs: even a body that fails, which
+    // invalidates nothing afterwards, leaves the entry gone.
+    assert!(repo.refuse(1).await.is_err());
+    assert_eq!(repo.find(1).await.as_deref(), Some("y"));
+    assert_eq!(
+        repo.loads.load(Ordering::SeqCst),
+        4,
+        "dropped before the failing body"
+    );
     // cache_put on an Option: the whole returned value is the entry.
     assert_eq!(repo.put(1, "z".into()).await.as_deref(), Some("z"));
     assert_eq!(repo.find(1).await.as_deref(), Some("z"));
-    assert_eq!(repo.loads.load(Ordering::SeqCst), 3);
+    assert_eq!(repo.loads.load(Ordering::SeqCst), 4);
 
     assert_eq!(elsewhere::total(5, 2).await, 7);
     assert_eq!(elsewhere::total(5, 2).await, 7);
