@@ -15,6 +15,10 @@ const PREFIX: &str = "it";
 const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 /// One server for this binary; every test names its own functions, so keys never overlap.
+///
+/// The tests share the process's one circuit breaker: a command that times out keeps every
+/// test off Redis for half a second, and those asserting hits would fail. The timeout is
+/// generous, so a loaded machine does not trip it (nothing here tests failures).
 fn server() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
     SERVER.get_or_init(|| {
@@ -22,7 +26,7 @@ fn server() -> &'static RedisServer {
         cachette::Config::builder()
             .redis_url(server.url())
             .prefix(PREFIX)
-            .redis_timeout(Duration::from_millis(500))
+            .redis_timeout(Duration::from_secs(10))
             .max_value_bytes(MAX_VALUE_BYTES)
             .install()
             .expect("the first configuration of this process");
@@ -82,7 +86,8 @@ async fn a_digest_key_is_namespaced_and_keeps_milliseconds() {
     assert_eq!(digest.len(), 32);
     assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
     let pttl: u64 = server.cli(&["PTTL", keys[0]]).parse().unwrap();
-    assert!((1_000..=1_500).contains(&pttl), "PTTL {pttl}");
+    // Over a second: the 500 ms were kept (`PX 1500`, not `EX 1`).
+    assert!((1_001..=1_500).contains(&pttl), "PTTL {pttl}");
     assert_eq!(short(1).await, 1);
     assert_eq!(SHORT_RUNS.load(Ordering::SeqCst), 1);
 }
@@ -265,32 +270,123 @@ async fn no_argument_value_can_forge_another_key() {
     assert_eq!(ITEM_RUNS.load(Ordering::SeqCst), calls);
 }
 
-static CLEAR_RUNS: AtomicUsize = AtomicUsize::new(0);
+static MEMBER_RUNS: AtomicUsize = AtomicUsize::new(0);
+static ORDERS_RUNS: AtomicUsize = AtomicUsize::new(0);
 
-#[cached(ttl = 60, store = "redis")]
-async fn cleared(id: u64) -> u64 {
-    CLEAR_RUNS.fetch_add(1, Ordering::SeqCst);
+#[cached(ttl = 60, store = "redis", key = "member:{id}")]
+async fn member(id: u64) -> u64 {
+    MEMBER_RUNS.fetch_add(1, Ordering::SeqCst);
     id
+}
+
+/// Its keys match `member`'s clear pattern (`it:member:*`), yet are not `member`'s.
+#[cached(ttl = 60, store = "redis", key = "member:{id}:orders")]
+async fn member_orders(id: u64) -> u64 {
+    ORDERS_RUNS.fetch_add(1, Ordering::SeqCst);
+    id + 1
+}
+
+static ACCT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static ACCT_V0_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis", name = "acct")]
+async fn acct(id: u64) -> u64 {
+    ACCT_RUNS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+/// Namespace `acct:v0`: its keys `it:acct:v0:v0:{digest}` match `acct`'s clear pattern
+/// `it:acct:v0:*` (version 0 is the default).
+#[cached(ttl = 60, store = "redis", name = "acct:v0")]
+async fn acct_nested(id: u64) -> u64 {
+    ACCT_V0_RUNS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+fn count_keys(server: &RedisServer, pattern: &str) -> usize {
+    server.cli(&["KEYS", pattern]).lines().count()
 }
 
 #[tokio::test]
 async fn clear_drops_every_entry_of_the_function_and_nothing_else() {
     let server = server();
     server.cli(&["SET", "it:unrelated", "keep me"]);
-    for id in 0..50 {
-        cleared(id).await;
+    let runs = |counter: &AtomicUsize| counter.load(Ordering::SeqCst);
+    for id in 0..20 {
+        member(id).await;
+        member_orders(id).await;
+        acct(id).await;
+        acct_nested(id).await;
     }
-    assert_eq!(CLEAR_RUNS.load(Ordering::SeqCst), 50);
-    cleared_clear().await;
-    for id in 0..50 {
-        cleared(id).await;
+    assert_eq!(count_keys(server, "it:member:*"), 40);
+    assert_eq!(count_keys(server, "it:acct:v0:*"), 40);
+
+    member_clear().await;
+    assert_eq!(count_keys(server, "it:member:*:orders"), 20, "orders kept");
+    assert_eq!(count_keys(server, "it:member:*"), 20, "members gone");
+    acct_clear().await;
+    assert_eq!(count_keys(server, "it:acct:v0:v0:*"), 20, "acct:v0 kept");
+    assert_eq!(count_keys(server, "it:acct:v0:*"), 20, "acct gone");
+
+    for id in 0..20 {
+        assert_eq!(member(id).await, id);
+        assert_eq!(member_orders(id).await, id + 1);
+        assert_eq!(acct(id).await, id);
+        assert_eq!(acct_nested(id).await, id);
     }
-    assert_eq!(
-        CLEAR_RUNS.load(Ordering::SeqCst),
-        100,
-        "every entry was dropped"
-    );
+    assert_eq!(runs(&MEMBER_RUNS), 40, "every member entry was dropped");
+    assert_eq!(runs(&ACCT_RUNS), 40, "every acct entry was dropped");
+    assert_eq!(runs(&ORDERS_RUNS), 20, "no orders entry was: all hits");
+    assert_eq!(runs(&ACCT_V0_RUNS), 20, "no acct:v0 entry was: all hits");
+
+    // And the other way round.
+    member_orders_clear().await;
+    acct_nested_clear().await;
+    assert_eq!(count_keys(server, "it:member:*"), 20);
+    assert_eq!(count_keys(server, "it:member:*:orders"), 0);
+    assert_eq!(count_keys(server, "it:acct:v0:*"), 20);
+    assert_eq!(count_keys(server, "it:acct:v0:v0:*"), 0);
+    for id in 0..20 {
+        member(id).await;
+        acct(id).await;
+    }
+    assert_eq!((runs(&MEMBER_RUNS), runs(&ACCT_RUNS)), (40, 40), "hits");
     assert_eq!(server.cli(&["GET", "it:unrelated"]), "keep me");
+}
+
+static SAME_V1_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SAME_V2_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Same namespace, signature and argument as `same_v2`; only the version differs.
+#[cached(ttl = 60, store = "redis", name = "same", version = 1)]
+async fn same_v1(id: u64) -> u64 {
+    SAME_V1_RUNS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+#[cached(ttl = 60, store = "redis", name = "same", version = 2)]
+async fn same_v2(id: u64) -> u64 {
+    SAME_V2_RUNS.fetch_add(1, Ordering::SeqCst);
+    id + 1
+}
+
+#[tokio::test]
+async fn versions_of_one_namespace_never_share_an_entry() {
+    let server = server();
+    assert_eq!(same_v1(1).await, 1);
+    assert_eq!(same_v2(1).await, 2, "not v1's value");
+    assert_eq!(same_v1(1).await, 1);
+    assert_eq!(same_v2(1).await, 2);
+    assert_eq!(
+        (
+            SAME_V1_RUNS.load(Ordering::SeqCst),
+            SAME_V2_RUNS.load(Ordering::SeqCst)
+        ),
+        (1, 1),
+        "each a hit on its own entry"
+    );
+    assert_eq!(count_keys(server, "it:same:v1:*"), 1);
+    assert_eq!(count_keys(server, "it:same:v2:*"), 1);
 }
 
 static FLIGHT_RUNS: AtomicUsize = AtomicUsize::new(0);
