@@ -109,16 +109,20 @@ fn calls_survive_redis_going_away_and_the_cache_comes_back() {
 async fn scenario(server: &mut RedisServer, base: u64) {
     // Absent at start.
     server.kill();
+    let errors_at_start = lookup_stats().store_errors;
     for id in base..base + 5 {
         let started = Instant::now();
-        assert!(call(id).await, "nothing to hit: the body runs");
+        call(id).await; // checks the body's result came back
         assert!(
             started.elapsed() < TIMEOUT * 5 + BODY,
             "{:?}",
             started.elapsed()
         );
     }
-    assert!(lookup_stats().store_errors > 0, "the failures are counted");
+    assert!(
+        lookup_stats().store_errors > errors_at_start,
+        "this round's failures are counted"
+    );
 
     // Comes up: used without a restart of this process.
     server.restart();
@@ -145,19 +149,43 @@ async fn scenario(server: &mut RedisServer, base: u64) {
     until_cached(base + 200).await;
 
     // Frozen: the connection stays open but nothing answers. Each call is bounded by the
-    // timeout plus the body (with slack for a loaded machine), never by Redis.
+    // timeout plus the body (with slack for a loaded machine), never by Redis; and the breaker
+    // lets at most one call per half second (RETRY_AFTER) wait for the timeout: the others
+    // skip Redis. Without it every call would wait TIMEOUT.
     server.freeze();
+    let frozen_at = Instant::now();
+    let errors_before = lookup_stats().store_errors;
+    let (mut calls, mut slow) = (0u32, 0u32);
     let mut slowest = Duration::ZERO;
-    for i in 0..10 {
+    while calls < 10 || frozen_at.elapsed() < Duration::from_millis(1_200) {
         let started = Instant::now();
-        call(base + 300 + i).await;
-        slowest = slowest.max(started.elapsed());
+        call(base + 300).await;
+        let took = started.elapsed();
+        slowest = slowest.max(took);
+        calls += 1;
+        if took >= TIMEOUT {
+            slow += 1;
+        }
     }
+    let frozen_for = frozen_at.elapsed();
     server.thaw();
-    println!("slowest call while Redis was frozen: {slowest:?}");
+    println!(
+        "while Redis was frozen for {frozen_for:?}: {calls} calls, {slow} waited the timeout, \
+         slowest {slowest:?}"
+    );
     assert!(
         slowest < TIMEOUT + BODY + Duration::from_millis(400),
         "{slowest:?}"
+    );
+    assert!(
+        lookup_stats().store_errors > errors_before,
+        "the failures are counted"
+    );
+    // One window per started half second, and one more for a timeout straddling two.
+    let windows = (frozen_for.as_millis() / 500) as u32 + 2;
+    assert!(
+        slow <= windows,
+        "{slow} of {calls} calls waited the timeout in {frozen_for:?}: at most {windows} may"
     );
 
     until_cached(base + 400).await;
