@@ -10,7 +10,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,7 +61,7 @@ fn configure(url: &str) {
     cachette::Config::builder()
         .redis_url(url)
         .prefix("tiered")
-        .redis_timeout(Duration::from_millis(500))
+        .redis_timeout(Duration::from_secs(5))
         .install()
         .unwrap();
 }
@@ -263,9 +263,44 @@ async fn a_killed_subscription_clears_the_memory_tier_and_comes_back() {
     assert_eq!(get_user(2).await.unwrap(), "before");
     assert!(get_user_stats().entries > 0, "L1 holds the entry");
 
+    // Revoking the channel from Redis's default user disconnects the subscription, and keeps
+    // it from coming back until it is granted again: the memory tier must be cleared on the
+    // drop itself, not only on the next subscription.
+    struct Regrant<'a>(&'a RedisServer);
+    impl Drop for Regrant<'_> {
+        fn drop(&mut self) {
+            self.0.cli(&["ACL", "SETUSER", "default", "allchannels"]);
+        }
+    }
     let subscriptions = cachette::stats::bus_subscriptions();
-    let killed = server.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
-    assert_ne!(killed, "0", "a subscription was there to kill");
+    let regrant = Regrant(server);
+    assert_eq!(
+        server.cli(&["ACL", "SETUSER", "default", "resetchannels"]),
+        "OK"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get_user_stats().entries > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "L1 was not cleared when the subscription dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let l1_hits = get_user_stats().l1_hits;
+    assert_eq!(get_user(2).await.unwrap(), "before");
+    assert_eq!(get_user(2).await.unwrap(), "before");
+    assert_eq!(
+        get_user_stats().l1_hits,
+        l1_hits,
+        "no L1 read while the subscription is down"
+    );
+    assert_eq!(
+        cachette::stats::bus_subscriptions(),
+        subscriptions,
+        "still down: all of this happened before any resubscription"
+    );
+
+    drop(regrant);
     subscribed(subscriptions + 1).await;
     assert_eq!(
         get_user_stats().entries,
@@ -288,18 +323,28 @@ async fn concurrent_readers_never_keep_a_value_older_than_the_last_delivered_wri
     subscribed(1).await;
     let mut peer = Peer::start(server);
 
+    // The last write delivered to this process: a read that begins after it was delivered
+    // must return it or a newer one, including reads that begin well after (a late fill of
+    // an older value would show there).
+    let delivered_write = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3)
         .map(|_| {
-            let stop = stop.clone();
+            let (stop, reads, delivered_write) =
+                (stop.clone(), reads.clone(), delivered_write.clone());
             tokio::spawn(async move {
-                let mut reads = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    get_user(3).await.unwrap();
-                    reads += 1;
+                    let floor = delivered_write.load(Ordering::SeqCst);
+                    let value = get_user(3).await.unwrap();
+                    let seen: u64 = value.trim_start_matches('w').parse().unwrap();
+                    assert!(
+                        seen >= floor,
+                        "read {value} after write w{floor} was delivered"
+                    );
+                    reads.fetch_add(1, Ordering::SeqCst);
                     tokio::task::yield_now().await;
                 }
-                reads
             })
         })
         .collect();
@@ -308,7 +353,9 @@ async fn concurrent_readers_never_keep_a_value_older_than_the_last_delivered_wri
         let seen_before = get_user_stats().remote_invalidations;
         peer.rename(3, &format!("w{i}"));
         delivered(seen_before + 1).await;
-        // Once the write is delivered, no read may return anything older.
+        delivered_write.store(i, Ordering::SeqCst);
+        // Once the write is delivered, no read may return anything older: now, and after the
+        // readers have each finished reads begun since (their older loads' fills are done).
         for _ in 0..3 {
             assert_eq!(
                 get_user(3).await.unwrap(),
@@ -316,12 +363,25 @@ async fn concurrent_readers_never_keep_a_value_older_than_the_last_delivered_wri
                 "after write {i}"
             );
         }
+        let reads_now = reads.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while reads.load(Ordering::SeqCst) < reads_now + 6 {
+            assert!(Instant::now() < deadline, "the readers stopped reading");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            get_user(3).await.unwrap(),
+            format!("w{i}"),
+            "later, after write {i}"
+        );
     }
     stop.store(true, Ordering::Relaxed);
-    let mut reads = 0;
     for reader in readers {
-        reads += reader.await.unwrap();
+        reader
+            .await
+            .expect("no reader saw a value older than a delivered write");
     }
+    let reads = reads.load(Ordering::SeqCst);
     assert!(
         reads > 200,
         "the readers really ran alongside: {reads} reads"
@@ -337,8 +397,17 @@ async fn a_write_through_is_not_undone_by_its_own_message() {
     subscribed(1).await;
     assert_eq!(put_user(4, "stored").await.unwrap(), "stored");
     let loads = get_user_stats().loads;
-    // Long enough for the process's own message to come back (and be ignored).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the process's own message came back (and was ignored): a message published
+    // after it, as another process would (for key 999, which nothing here reads), is
+    // delivered after it on the channel.
+    let counted = get_user_stats().remote_invalidations;
+    let digest = format!("{:032x}", __cachette_keyof_get_user(&999).unwrap().digest());
+    let marker = format!(
+        r#"{{"ns":"{}","keys":["{digest}"]}}"#,
+        __cachette_fn_get_user().namespace()
+    );
+    server.cli(&["PUBLISH", "tiered:invalidations", &marker]);
+    delivered(counted + 1).await;
     assert_eq!(get_user(4).await.unwrap(), "stored");
     assert_eq!(
         get_user_stats().loads,
