@@ -88,6 +88,8 @@ pub(crate) struct Bus {
     started: Once,
     /// Successful (re)subscriptions so far.
     subscriptions: AtomicU64,
+    /// Woken on every successful subscription.
+    subscribed: tokio::sync::Notify,
 }
 
 /// How long the subscriber waits before it tries again after losing its connection.
@@ -102,6 +104,7 @@ impl Bus {
             live: AtomicBool::new(false),
             started: Once::new(),
             subscriptions: AtomicU64::new(0),
+            subscribed: tokio::sync::Notify::new(),
         })
     }
 
@@ -217,7 +220,8 @@ impl Bus {
                     // Messages may have been missed while we were away.
                     self.clear_all();
                     self.live.store(true, Ordering::Release);
-                    self.subscriptions.fetch_add(1, Ordering::Relaxed);
+                    self.subscriptions.fetch_add(1, Ordering::Release);
+                    self.subscribed.notify_waiters();
                     tracing::debug!(channel = %self.channel, "cachette: subscribed to invalidations");
                     let mut messages = pubsub.into_on_message();
                     while let Some(message) = messages.next().await {
@@ -238,9 +242,26 @@ impl Bus {
         }
     }
 
+    /// Waits, at most `limit`, until the bus has subscribed once. The first subscription voids
+    /// every load under way (messages sent before it were missed), so a load that begins
+    /// before it stores nothing: a process's first calls wait for it rather than each load
+    /// its key again.
+    pub(crate) async fn first_subscription(&self, limit: Duration) {
+        if self.subscriptions() > 0 {
+            return;
+        }
+        let notified = self.subscribed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.subscriptions() > 0 {
+            return;
+        }
+        let _ = tokio::time::timeout(limit, notified).await;
+    }
+
     /// Successful (re)subscriptions so far.
     pub(crate) fn subscriptions(&self) -> u64 {
-        self.subscriptions.load(Ordering::Relaxed)
+        self.subscriptions.load(Ordering::Acquire)
     }
 }
 

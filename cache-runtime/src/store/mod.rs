@@ -95,11 +95,13 @@ where
     }
 
     /// The lookup made before any flight, after [`Store::get_local`] missed: Redis, for the
-    /// store whose every hit is a Redis hit.
+    /// store whose every hit is a Redis hit. (The tiered store reads Redis under the flight,
+    /// and only waits here for its bus's first subscription.)
     pub(crate) async fn get_shared(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
         match self {
-            Store::Memory(_) | Store::Tiered(_) => None,
+            Store::Memory(_) => None,
             Store::Redis(redis) => redis.get(ctx, key).await,
+            Store::Tiered(tiered) => tiered.before_flight().await,
         }
     }
 

@@ -101,6 +101,16 @@ where
         Some(value)
     }
 
+    /// What a call does before it joins or leads the key's flight: in a fresh process, wait
+    /// (at most the Redis timeout) for the bus's first subscription, which would void a flight
+    /// begun before it. Finds nothing.
+    pub(crate) async fn before_flight(&self) -> Option<V> {
+        Bus::global()
+            .first_subscription(self.shared.redis.timeout())
+            .await;
+        None
+    }
+
     /// The lookup of a flight's leader: L1 again (a flight that just ended may have filled
     /// it), then Redis, filling L1 unless an invalidation voided the flight meanwhile.
     pub(crate) async fn get_leading(

@@ -160,6 +160,11 @@ impl Redis {
         self.max_value_bytes
     }
 
+    /// The longest a command may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The bytes under `key`, if any, read through the caller runtime's own connection.
     pub(crate) async fn get(&'static self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = redis::cmd("GET");
