@@ -7,7 +7,9 @@
 //! ([`crate::flight`]) reads Redis, then runs the body; the value goes to Redis (`SET`, under
 //! the flight's gate) and to L1. Both L1 fills are checked against the flight under the L1
 //! segment lock: a value read or loaded before an invalidation of its key never lands after
-//! it.
+//! it. In a fresh process, calls wait (at most the Redis timeout) for the bus's first
+//! subscription before they join or lead a flight: that subscription voids the flights under
+//! way, as every (re)subscription does, so a load begun before it would store nothing.
 //!
 //! # Invalidating (`#[invalidates]`, `f_invalidate`)
 //! 1. Void the key's flight (waiting for a write it began), drop the key from L1.
