@@ -236,4 +236,5 @@ pub mod __private {
         assert_value, settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, Spec,
         StoreKind, Target,
     };
+    pub use cache_runtime::{Checked, KeyArg, ValueClone, ValueSend, ValueSerde};
 }

@@ -224,6 +224,7 @@ fn key_template(lit: &syn::LitStr, params: &[Param], errors: &mut Errors) -> Opt
             );
         }
     }
+    // The runtime's `template::is_value_char`: what escaping keeps, and the `%` of an escape.
     let is_value_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '%');
     for window in pieces.windows(3) {
         if let [Piece::Param(a), Piece::Literal(between), Piece::Param(b)] = window {
@@ -231,7 +232,7 @@ fn key_template(lit: &syn::LitStr, params: &[Param], errors: &mut Errors) -> Opt
                 ok = false;
                 errors.at(
                     span,
-                    format!("put a separator such as `:` between `{{{a}}}` and `{{{b}}}`: values may contain letters, digits, `_`, `.`, `-`, so without one two different calls could build the same key"),
+                    format!("`{between}` does not separate `{{{a}}}` from `{{{b}}}`: a value may hold letters, digits, `_`, `.`, `-` and `%`, so two different calls could build the same key; put a character such as `:` between them"),
                 );
             }
         }

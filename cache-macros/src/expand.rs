@@ -2,7 +2,7 @@
 //! user's body, untouched, as `{name}_uncached`; the companions; and the hidden items behind
 //! them (see [`crate::hidden`]). One generator per item, each reading the same [`Cx`].
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
@@ -57,6 +57,8 @@ struct Cx<'a> {
     access: TokenStream,
     /// `__cachette_keyof_{f}`, through `Self::` for a method.
     key_fn: TokenStream,
+    /// The stored value's type as generated code names it: [`checked_value`].
+    value: TokenStream,
 }
 
 impl<'a> Cx<'a> {
@@ -82,6 +84,7 @@ impl<'a> Cx<'a> {
             shared: func.attrs.iter().filter(|a| is_shared(a)).collect(),
             access,
             key_fn,
+            value: checked_value(model, args),
         }
     }
 
@@ -113,6 +116,23 @@ impl<'a> Cx<'a> {
         let idents = self.model.key_params().map(|p| &p.ident);
         quote!(#key_fn(#(&#idents),*))
     }
+}
+
+/// The value type, as `Checked<V, { <V as Marker>::OK + … }>`: `V` when it has what the cache
+/// needs (`Clone`, `Send + Sync`, and serde for a store that keeps bytes). When it lacks one,
+/// rustc reports that once, at the user's `V`, with the marker's message, and every item naming
+/// the checked type (the static, the `CachedFn` calls, the write targets) sees an error already
+/// reported instead of a second error of its own.
+fn checked_value(model: &Function, args: &CachedArgs) -> TokenStream {
+    let value = &model.value;
+    let mut markers = vec![quote!(ValueClone), quote!(ValueSend)];
+    if args.store != Store::Memory {
+        markers.push(quote!(ValueSerde));
+    }
+    let oks = markers
+        .iter()
+        .map(|marker| quote!(<#value as ::cachette::__private::#marker>::OK));
+    quote!(::cachette::__private::Checked<#value, { #(#oks)+* }>)
 }
 
 /// Attributes that must follow every item generated from the function.
@@ -202,13 +222,20 @@ fn wrapper(cx: &Cx<'_>) -> TokenStream {
             }
         }
     }
-    quote! {
-        #(#own_attrs)*
-        #vis #sig {
+    // The body's braces carry the user's: the item then spans the user's tokens only, so
+    // rustc's reports about the function itself (`missing_docs`) point at its signature.
+    let mut body = Group::new(
+        Delimiter::Brace,
+        quote! {
             let #cached_fn = #access;
             let #key = #key_of_params;
             #call
-        }
+        },
+    );
+    body.set_span(cx.func.block.brace_token.span.join());
+    quote! {
+        #(#own_attrs)*
+        #vis #sig #body
     }
 }
 
@@ -306,7 +333,7 @@ fn all_params_by_ref(cx: &Cx<'_>) -> (Option<TokenStream>, Vec<TokenStream>) {
 fn target(cx: &Cx<'_>) -> TokenStream {
     let shared = &cx.shared;
     let vis = &cx.func.vis;
-    let value = &cx.model.value;
+    let value = &cx.value;
     let access = &cx.access;
     let key_fn = &cx.key_fn;
     let target = hidden::target(cx.ident());
@@ -336,7 +363,7 @@ fn target_trait(cx: &Cx<'_>) -> TokenStream {
     }
     let shared = &cx.shared;
     let vis = &cx.func.vis;
-    let value = &cx.model.value;
+    let value = &cx.value;
     let ident = cx.ident();
     let target = hidden::target(ident);
     let trait_ident = hidden::target_trait(ident);
@@ -444,7 +471,8 @@ impl VisitMut for NameElidedLifetimes {
 }
 
 /// `__cachette_keyof_{f}(&key args…)`: the one place a key is computed. Each argument goes in
-/// with its type's span, so a missing `Serialize` is reported at that parameter.
+/// through `KeyArg`, named with its type's tokens, so a missing `Serialize` is one error at
+/// that parameter's type.
 fn key_fn(cx: &Cx<'_>) -> TokenStream {
     let shared = &cx.shared;
     let vis = &cx.func.vis;
@@ -456,8 +484,8 @@ fn key_fn(cx: &Cx<'_>) -> TokenStream {
         None => {
             let builder = quote_spanned!(Span::mixed_site()=> __cachette_builder);
             let steps = cx.model.key_params().map(|p| {
-                let ident = &p.ident;
-                quote_spanned!(p.ty.span()=> #builder.arg(#ident);)
+                let (ident, ty) = (&p.ident, &p.ty);
+                quote_spanned!(ty.span()=> <#ty as ::cachette::__private::KeyArg>::key_arg(#ident, &mut #builder);)
             });
             quote!({
                 let mut #builder = ::cachette::__private::KeyBuilder::new();
@@ -466,18 +494,20 @@ fn key_fn(cx: &Cx<'_>) -> TokenStream {
             })
         }
         Some(pieces) => {
-            let steps = pieces.iter().map(|piece| match piece {
-                Piece::Literal(text) => quote!(.lit(#text)),
-                Piece::Param(name) => {
-                    let param = cx.model.params.iter().find(|p| p.ident == name.as_str());
-                    let ident = param
-                        .map(|p| p.ident.clone())
-                        .unwrap_or_else(|| format_ident!("{}", name));
-                    let span = param.map_or_else(Span::call_site, |p| p.ty.span());
-                    quote_spanned!(span=> .arg(#ident))
-                }
+            let name = quote_spanned!(Span::mixed_site()=> __cachette_name);
+            let steps = pieces.iter().filter_map(|piece| match piece {
+                Piece::Literal(text) => Some(quote!(let #name = #name.lit(#text);)),
+                // `check` made sure each `{name}` is a key parameter.
+                Piece::Param(param) => cx.model.params.iter().find(|p| p.ident == param.as_str()).map(|p| {
+                    let (ident, ty) = (&p.ident, &p.ty);
+                    quote_spanned!(ty.span()=> let #name = <#ty as ::cachette::__private::KeyArg>::name_arg(#ident, #name);)
+                }),
             });
-            quote!(#access.named_key(::cachette::__private::KeyName::new() #(#steps)* .finish()))
+            quote!({
+                let #name = ::cachette::__private::KeyName::new();
+                #(#steps)*
+                #access.named_key(#name.finish())
+            })
         }
     };
     quote! {
@@ -495,7 +525,7 @@ fn key_fn(cx: &Cx<'_>) -> TokenStream {
 fn cached_fn(cx: &Cx<'_>) -> TokenStream {
     let shared = &cx.shared;
     let vis = &cx.func.vis;
-    let value = &cx.model.value;
+    let value = &cx.value;
     let accessor = hidden::cached_fn(cx.ident());
     let owner = if cx.model.method {
         quote!(.owned_by(::core::any::type_name::<Self>))
@@ -503,13 +533,11 @@ fn cached_fn(cx: &Cx<'_>) -> TokenStream {
         quote!()
     };
     let constructor = constructor(cx);
-    let assert_value = quote_spanned!(value.span()=> const _: () = ::cachette::__private::assert_value::<#value>(););
     quote! {
         #[doc(hidden)]
         #(#shared)*
         #[allow(dead_code)]
         #vis fn #accessor() -> &'static ::cachette::__private::CachedFn<#value> {
-            #assert_value
             static __CACHETTE_FN: ::cachette::__private::CachedFn<#value> = #constructor;
             &__CACHETTE_FN #owner
         }
@@ -555,13 +583,12 @@ fn constructor(cx: &Cx<'_>) -> TokenStream {
     match args.store {
         Store::Memory => quote!(::cachette::__private::CachedFn::new(#spec)),
         Store::Redis | Store::Tiered => {
-            let value = &cx.model.value;
+            let value = &cx.value;
             let format = match args.format {
                 Format::Json => quote!(::cachette::__private::Format::Json),
                 Format::Bincode => quote!(::cachette::__private::Format::Bincode),
             };
-            let codec =
-                quote_spanned!(value.span()=> ::cachette::__private::Codec::<#value>::new(#format));
+            let codec = quote!(::cachette::__private::Codec::<#value>::new(#format));
             quote!(::cachette::__private::CachedFn::with_codec(#spec, #codec))
         }
     }

@@ -2,6 +2,7 @@
 //! statistics. Generated code reaches it through `cachette::__private`; users reach the public
 //! parts through `cachette` itself. `ARCHITECTURE.md` at the repository root maps the modules.
 
+mod assert;
 mod bus;
 mod cached_fn;
 mod clock;
@@ -17,6 +18,7 @@ mod store;
 mod template;
 mod write;
 
+pub use assert::{Checked, Gate, KeyArg, ValueClone, ValueSend, ValueSerde};
 pub use cached_fn::{assert_value, settle, CachedFn, CallKey, Key, Spec, StoreKind};
 pub use clock::{Clock, ManualClock};
 pub use codec::{Codec, Format};
