@@ -331,10 +331,6 @@ where
     }
 }
 
-/// Compiles only for a type a cache can hold: generated code calls it, spanned at the return
-/// type, so that a value that is not `Clone + Send + Sync + 'static` is reported there.
-pub const fn assert_value<V: Clone + Send + Sync + 'static>() {}
-
 impl<V> stats::Source for State<V>
 where
     V: Clone + Send + Sync + 'static,

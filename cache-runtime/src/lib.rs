@@ -19,7 +19,7 @@ mod template;
 mod write;
 
 pub use assert::{Checked, Gate, KeyArg, ValueClone, ValueSend, ValueSerde};
-pub use cached_fn::{assert_value, settle, CachedFn, CallKey, Key, Spec, StoreKind};
+pub use cached_fn::{settle, CachedFn, CallKey, Key, Spec, StoreKind};
 pub use clock::{Clock, ManualClock};
 pub use codec::{Codec, Format};
 pub use config::{Config, ConfigBuilder, ConfigError, ConfigErrorKind};
