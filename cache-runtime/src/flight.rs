@@ -17,6 +17,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::watch;
 
+use crate::cached_fn::settle;
 use crate::outcome::Outcome;
 use crate::stats::Counters;
 use crate::store::memory::DigestHasher;
@@ -186,9 +187,16 @@ impl<'a, V: Clone> FlightGuard<'a, V> {
         self.flight.current()
     }
 
-    /// [`Flight::write_if_current`] of the flight.
-    pub(crate) async fn write_if_current(&self, write: impl Future<Output = ()>) {
-        self.flight.write_if_current(write).await;
+    /// Runs `write` in a task of its own that keeps this guard, under the flight's gate, if the
+    /// flight is still current ([`Flight::write_if_current`]). A caller that stops waiting (a
+    /// timeout, a dropped future) must not stop a fill between its check and its write, and the
+    /// flight must stay where an invalidation finds it until the write is done.
+    pub(crate) async fn write_detached(self, write: impl Future<Output = ()> + Send + 'static)
+    where
+        V: Send + Sync + 'static,
+        'a: 'static,
+    {
+        settle(async move { self.flight.write_if_current(write).await }).await;
     }
 
     /// Hands `landing` to the waiters.

@@ -47,7 +47,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::bus::{self, Announce, Bus};
-use crate::cached_fn::{settle, Key};
+use crate::cached_fn::Key;
 use crate::clock::Clock;
 use crate::context::Context;
 use crate::flight::{Flight, FlightGuard};
@@ -135,8 +135,8 @@ where
         Some(value)
     }
 
-    /// Stores a loaded value in Redis and L1, in a task of its own that keeps the flight's
-    /// guard, under the flight's gate (see [`RedisFn::fill`]).
+    /// Stores a loaded value in Redis and L1, unless an invalidation voided its flight
+    /// ([`FlightGuard::write_detached`]).
     pub(crate) async fn fill(
         &'static self,
         ctx: &'static Context<V>,
@@ -145,23 +145,21 @@ where
         flight: FlightGuard<'static, V>,
     ) {
         let (key, value) = (key.clone(), value.clone());
-        settle(async move {
-            flight
-                .write_if_current(async {
-                    // Remembered before the write is sent: a remote invalidation handled from
-                    // now on deletes the key again if this write may have outlived it.
-                    self.recent
-                        .remember(key.digest(), || self.shared.keys.redis_key(&key));
-                    self.shared.write(ctx, &key, &value).await;
-                    if Bus::global().live() {
-                        let ttl = Some(self.l1_ttl);
-                        self.l1
-                            .insert(key.digest(), value.clone(), ttl, || flight.current());
-                    }
-                })
-                .await;
-        })
-        .await;
+        let ticket = flight.flight().clone();
+        flight
+            .write_detached(async move {
+                // Remembered before the write is sent: a remote invalidation handled from now
+                // on deletes the key again if this write may have outlived it.
+                self.recent
+                    .remember(key.digest(), || self.shared.keys.redis_key(&key));
+                self.shared.write(ctx, &key, &value).await;
+                if Bus::global().live() {
+                    let ttl = Some(self.l1_ttl);
+                    self.l1
+                        .insert(key.digest(), value, ttl, || ticket.current());
+                }
+            })
+            .await;
     }
 
     /// Invalidates `key` everywhere (see the module doc).

@@ -17,7 +17,7 @@ mod reader;
 use std::time::Duration;
 
 use crate::bus::{Announce, Bus};
-use crate::cached_fn::{settle, Key, Spec};
+use crate::cached_fn::{Key, Spec};
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::flight::FlightGuard;
@@ -100,10 +100,8 @@ where
         }
     }
 
-    /// Stores a loaded value, in a task of its own and under the flight's gate, unless an
-    /// invalidation voided the flight: a caller that stops waiting (a timeout, a dropped future)
-    /// must not stop it between its check and its write. The task keeps the flight's guard, so
-    /// the flight stays where an invalidation finds it until the write is done.
+    /// Stores a loaded value unless an invalidation voided its flight
+    /// ([`FlightGuard::write_detached`]).
     pub(crate) async fn fill(
         &'static self,
         ctx: &'static Context<V>,
@@ -112,14 +110,11 @@ where
         flight: FlightGuard<'static, V>,
     ) {
         let (key, value) = (key.clone(), value.clone());
-        settle(async move {
-            flight
-                .write_if_current(async {
-                    self.write(ctx, &key, &value).await;
-                })
-                .await;
-        })
-        .await;
+        flight
+            .write_detached(async move {
+                self.write(ctx, &key, &value).await;
+            })
+            .await;
     }
 
     /// Writes a value to Redis (`SET … PX`), unless Redis is unavailable or the key's
