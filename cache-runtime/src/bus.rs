@@ -88,8 +88,10 @@ pub(crate) struct Bus {
     started: Once,
     /// Successful (re)subscriptions so far.
     subscriptions: AtomicU64,
-    /// Woken on every successful subscription.
+    /// Woken when the first attempt to subscribe has ended, and on every subscription.
     subscribed: tokio::sync::Notify,
+    /// Whether the first attempt to subscribe has ended, either way.
+    tried: AtomicBool,
 }
 
 /// How long the subscriber waits before it tries again after losing its connection.
@@ -105,6 +107,7 @@ impl Bus {
             started: Once::new(),
             subscriptions: AtomicU64::new(0),
             subscribed: tokio::sync::Notify::new(),
+            tried: AtomicBool::new(false),
         })
     }
 
@@ -221,6 +224,7 @@ impl Bus {
                     self.clear_all();
                     self.live.store(true, Ordering::Release);
                     self.subscriptions.fetch_add(1, Ordering::Release);
+                    self.tried.store(true, Ordering::Release);
                     self.subscribed.notify_waiters();
                     tracing::debug!(channel = %self.channel, "cachette: subscribed to invalidations");
                     let mut messages = pubsub.into_on_message();
@@ -238,22 +242,27 @@ impl Bus {
                     tracing::debug!("cachette: subscribing to invalidations timed out");
                 }
             }
+            if !self.tried.swap(true, Ordering::AcqRel) {
+                // A first attempt that failed: calls stop waiting for it.
+                self.subscribed.notify_waiters();
+            }
             tokio::time::sleep(RESUBSCRIBE_AFTER).await;
         }
     }
 
-    /// Waits, at most `limit`, until the bus has subscribed once. The first subscription voids
-    /// every load under way (messages sent before it were missed), so a load that begins
-    /// before it stores nothing: a process's first calls wait for it rather than each load
-    /// its key again.
+    /// Waits, at most `limit`, until the bus's first attempt to subscribe has ended. The first
+    /// subscription voids every load under way (messages sent before it were missed), so a
+    /// load that begins before it stores nothing: a process's first calls wait for it rather
+    /// than each load its key again. Once that attempt has ended (a Redis that is down at
+    /// start), nothing waits.
     pub(crate) async fn first_subscription(&self, limit: Duration) {
-        if self.subscriptions() > 0 {
+        if self.tried.load(Ordering::Acquire) {
             return;
         }
         let notified = self.subscribed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if self.subscriptions() > 0 {
+        if self.tried.load(Ordering::Acquire) {
             return;
         }
         let _ = tokio::time::timeout(limit, notified).await;

@@ -39,8 +39,8 @@
 //!
 //! # What it does not cover
 //! A write of this process that lands more than a second after another process's `DEL` (a
-//! `SET` stuck that long) outlives it until its ttl; so does a message lost while both the
-//! subscription and the connection stayed up.
+//! `SET` stuck that long) outlives it until its ttl; so does one that lands after a `DEL` whose
+//! message this process missed while its subscription was down (as with `store = "redis"`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
