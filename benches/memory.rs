@@ -9,6 +9,20 @@
 //!   about are taken round by round, with their quartiles. On a shared machine this is the
 //!   steadier figure; criterion's estimates of two variants measured minutes apart can differ
 //!   by a third from background load alone.
+//! * Around the hit, hand-timed and interleaved in the same way (after the `hit` comparison):
+//!   cachette against a hand-written `DashMap` cache-aside (lookup; on a miss compute and
+//!   insert), the `cached` crate's async `#[cached(size = N)]` and moka's
+//!   `future::Cache::get_with`, with the same value and fresh `u64` keys (from one global
+//!   counter, so no key repeats across rounds):
+//!   - `miss_room`: a miss, the body and the insert, in caches of 1 000 000 entries that the
+//!     whole run never fills (no eviction anywhere);
+//!   - `miss_full`: a miss in caches of 10 000 entries filled beforehand, so that every miss
+//!     inserts and evicts. The `DashMap` here keeps an insertion-order queue under a mutex and
+//!     drops the oldest key past 10 000 (FIFO), since a bare `DashMap` has no bound;
+//!   - `hit_tasks`: the throughput (ops/s) of 64 tasks on a multi-thread runtime with 2
+//!     workers, all hitting 1 000 warm keys.
+//!
+//!   The warm hit from one task is the `hit` comparison above.
 //! * The Zipf report (not timed): the hit ratio of a 10 000-entry cache on a Zipf(1.0) trace of
 //!   1 000 000 requests over 100 000 keys, for cachette and for moka, printed once before the
 //!   timed benchmarks.
@@ -21,15 +35,17 @@
 #[path = "support/interleave.rs"]
 mod interleave;
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use criterion::Criterion;
 use dashmap::DashMap;
 use tokio::runtime::Runtime;
 
-use interleave::{block, block_sync, interleaved, median, ratio_line, Block};
+use interleave::{block, block_sync, block_tasks, interleaved, median, ratio_line, Block};
 
 /// The value every cache in the `hit` group holds: a 100-byte string.
 fn value(id: u64) -> String {
@@ -150,6 +166,284 @@ fn hit_interleaved(calls: usize, rounds: usize) {
     ratio_line("cachette / moka (target < 1)", &ns[0], &ns[3]);
     ratio_line("cachette / cached_crate (target < 1)", &ns[0], &ns[4]);
     assert_eq!(hit_cachette_stats().loads, 1, "every measured call hit");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Around the hit: misses, with room and at capacity, and hits from 64 tasks (hand-timed)
+
+/// The capacity of the `miss_room` caches: far above the keys a run gives them (32 blocks).
+const ROOM_CAPACITY: usize = 1_000_000;
+/// The capacity of the `miss_full` caches.
+const FULL_CAPACITY: usize = 10_000;
+/// The warm keys of `hit_tasks`: `0..MT_KEYS`.
+const MT_KEYS: u64 = 1_000;
+/// The tasks of `hit_tasks`.
+const MT_TASKS: usize = 64;
+
+/// The next fresh key: no two calls of the whole run get the same one. Far above the keys
+/// the other benchmarks use.
+fn fresh_key() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1 << 32);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The hand-written cache-aside: a lookup, and on a miss the body and an insert.
+async fn dashmap_aside(map: &DashMap<u64, String>, id: u64) -> String {
+    if let Some(v) = map.get(&id) {
+        return v.clone();
+    }
+    let v = value(id);
+    map.insert(id, v.clone());
+    v
+}
+
+/// The hand-written cache-aside with a bound: past `capacity` entries, each insert drops the
+/// oldest key (FIFO, from an insertion-order queue under a mutex).
+struct FifoMap {
+    map: DashMap<u64, String>,
+    order: Mutex<VecDeque<u64>>,
+    capacity: usize,
+}
+
+impl FifoMap {
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: DashMap::new(),
+            order: Mutex::new(VecDeque::with_capacity(capacity + 1)),
+            capacity,
+        }
+    }
+
+    async fn get(&self, id: u64) -> String {
+        if let Some(v) = self.map.get(&id) {
+            return v.clone();
+        }
+        let v = value(id);
+        if self.map.insert(id, v.clone()).is_none() {
+            let oldest = {
+                let mut order = self.order.lock().expect("the FIFO queue");
+                order.push_back(id);
+                (order.len() > self.capacity)
+                    .then(|| order.pop_front())
+                    .flatten()
+            };
+            if let Some(oldest) = oldest {
+                self.map.remove(&oldest);
+            }
+        }
+        v
+    }
+}
+
+#[cachette::cached(capacity = 1000000)]
+async fn room_cachette(id: u64) -> String {
+    value(id)
+}
+
+#[cached::proc_macro::cached(size = 1000000)]
+async fn room_cached_crate(id: u64) -> String {
+    value(id)
+}
+
+#[cachette::cached(capacity = 10000)]
+async fn full_cachette(id: u64) -> String {
+    value(id)
+}
+
+#[cached::proc_macro::cached(size = 10000)]
+async fn full_cached_crate(id: u64) -> String {
+    value(id)
+}
+
+/// As `hit_cachette` (its own static, so that the `hit` figures keep one warm key).
+#[cachette::cached(ttl = 3600)]
+async fn mt_cachette(id: u64) -> String {
+    value(id)
+}
+
+/// As `hit_cached_crate`, its own static.
+#[cached::proc_macro::cached(size = 10000)]
+async fn mt_cached_crate(id: u64) -> String {
+    value(id)
+}
+
+static MT_MAP: LazyLock<DashMap<u64, String>> = LazyLock::new(DashMap::new);
+static MT_MOKA: LazyLock<moka::future::Cache<u64, String>> =
+    LazyLock::new(|| moka::future::Cache::new(10_000));
+
+/// A multi-thread runtime with 2 workers, as on the 2-core machines these run on.
+fn multi_thread() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a multi-thread runtime")
+}
+
+/// The names of the variants of every comparison below, cachette first.
+const AROUND: [&str; 4] = ["cachette", "dashmap", "cached_crate", "moka"];
+
+/// Prints one comparison of time per call: the medians and the ratios cachette ÷ each other.
+fn print_times(title: &str, names: &[&str], ns: &[Vec<f64>]) {
+    println!("-- {title}");
+    for (name, samples) in names.iter().zip(ns) {
+        println!("{name:<20} {:>8.1} ns", median(samples.clone()));
+    }
+    for (name, samples) in names.iter().zip(ns).skip(1) {
+        ratio_line(
+            &format!("cachette / {name}, time (lower is better)"),
+            &ns[0],
+            samples,
+        );
+    }
+}
+
+/// A miss, the body and the insert, with room in every cache.
+fn miss_room_interleaved(calls: usize, rounds: usize) {
+    let rt = runtime();
+    let map: DashMap<u64, String> = DashMap::new();
+    let moka: moka::future::Cache<u64, String> = moka::future::Cache::new(ROOM_CAPACITY as u64);
+    let before = room_cachette_stats();
+    let variants: Vec<(&str, Block<'_>)> = vec![
+        (AROUND[0], block(&rt, || room_cachette(fresh_key()))),
+        (AROUND[1], block(&rt, || dashmap_aside(&map, fresh_key()))),
+        (AROUND[2], block(&rt, || room_cached_crate(fresh_key()))),
+        (
+            AROUND[3],
+            block(&rt, || {
+                let id = fresh_key();
+                moka.get_with(id, async move { value(id) })
+            }),
+        ),
+    ];
+    let ns = interleaved(&variants, calls, rounds);
+    print_times(
+        &format!(
+            "miss_room: a fresh key, the body and the insert, capacity {ROOM_CAPACITY}; hand-timed \
+             and interleaved, {rounds} rounds of {calls} calls per variant; per variant the median \
+             ns per call, per ratio the median [quartiles] of the per-round ratios"
+        ),
+        &AROUND,
+        &ns,
+    );
+    let after = room_cachette_stats();
+    let calls = ((rounds + 1) * calls) as u64;
+    assert_eq!(after.loads - before.loads, calls, "every call missed");
+    assert_eq!(after.evictions, 0, "there was room");
+    assert_eq!(map.len() as u64, calls);
+}
+
+/// A miss in a full cache of `FULL_CAPACITY` entries: every call inserts and evicts.
+fn miss_full_interleaved(calls: usize, rounds: usize) {
+    let rt = runtime();
+    let fifo = FifoMap::new(FULL_CAPACITY);
+    let moka: moka::future::Cache<u64, String> = moka::future::Cache::new(FULL_CAPACITY as u64);
+    let variants: Vec<(&str, Block<'_>)> = vec![
+        (AROUND[0], block(&rt, || full_cachette(fresh_key()))),
+        ("dashmap_fifo", block(&rt, || fifo.get(fresh_key()))),
+        (AROUND[2], block(&rt, || full_cached_crate(fresh_key()))),
+        (
+            AROUND[3],
+            block(&rt, || {
+                let id = fresh_key();
+                moka.get_with(id, async move { value(id) })
+            }),
+        ),
+    ];
+    // Fill every cache, twice over: cachette's capacity is split between segments, each full
+    // only once its own share is.
+    for (_, run) in &variants {
+        run(2 * FULL_CAPACITY);
+    }
+    rt.block_on(moka.run_pending_tasks());
+    let before = full_cachette_stats();
+    assert!(before.evictions > 0, "the cache is full");
+    let ns = interleaved(&variants, calls, rounds);
+    let names = [AROUND[0], "dashmap_fifo", AROUND[2], AROUND[3]];
+    print_times(
+        &format!(
+            "miss_full: a fresh key, the body, the insert and an eviction, capacity \
+             {FULL_CAPACITY} (full); hand-timed and interleaved, {rounds} rounds of {calls} calls \
+             per variant; per variant the median ns per call, per ratio the median [quartiles] of \
+             the per-round ratios"
+        ),
+        &names,
+        &ns,
+    );
+    let after = full_cachette_stats();
+    let calls = ((rounds + 1) * calls) as u64;
+    assert_eq!(after.loads - before.loads, calls, "every call missed");
+    assert_eq!(
+        after.evictions - before.evictions,
+        calls,
+        "every miss evicted"
+    );
+    assert!(after.entries <= FULL_CAPACITY as u64);
+    assert_eq!(fifo.map.len(), FULL_CAPACITY);
+    rt.block_on(moka.run_pending_tasks());
+    assert!(moka.entry_count() <= FULL_CAPACITY as u64);
+}
+
+/// Hits from `MT_TASKS` tasks on a multi-thread runtime over `MT_KEYS` warm keys: the ops/s.
+fn hit_tasks_interleaved(calls: usize, rounds: usize) {
+    let rt = multi_thread();
+    rt.block_on(async {
+        for id in 0..MT_KEYS {
+            mt_cachette(id).await;
+            dashmap_aside(&MT_MAP, id).await;
+            mt_cached_crate(id).await;
+            MT_MOKA.get_with(id, async move { value(id) }).await;
+        }
+        MT_MOKA.run_pending_tasks().await;
+    });
+    assert_eq!(mt_cachette_stats().loads, MT_KEYS, "the keys are warm");
+    let variants: Vec<(&str, Block<'_>)> = vec![
+        (
+            AROUND[0],
+            block_tasks(&rt, MT_TASKS, |i| mt_cachette(i % MT_KEYS)),
+        ),
+        (
+            AROUND[1],
+            block_tasks(&rt, MT_TASKS, |i| dashmap_aside(&MT_MAP, i % MT_KEYS)),
+        ),
+        (
+            AROUND[2],
+            block_tasks(&rt, MT_TASKS, |i| mt_cached_crate(i % MT_KEYS)),
+        ),
+        (
+            AROUND[3],
+            block_tasks(&rt, MT_TASKS, |i| {
+                let id = i % MT_KEYS;
+                MT_MOKA.get_with(id, async move { value(id) })
+            }),
+        ),
+    ];
+    let ns = interleaved(&variants, calls, rounds);
+    let ops: Vec<Vec<f64>> = ns
+        .iter()
+        .map(|round| round.iter().map(|ns| 1e9 / ns).collect())
+        .collect();
+    println!(
+        "-- hit_tasks: {MT_TASKS} tasks on a multi-thread runtime (2 workers), hits over {MT_KEYS} \
+         warm keys; hand-timed and interleaved, {rounds} rounds of {calls} calls per variant; per \
+         variant the median ops/s, per ratio the median [quartiles] of the per-round ratios"
+    );
+    for (name, samples) in AROUND.iter().zip(&ops) {
+        println!("{name:<20} {:>10.0} ops/s", median(samples.clone()));
+    }
+    for (name, samples) in AROUND.iter().zip(&ops).skip(1) {
+        ratio_line(
+            &format!("cachette / {name}, ops/s (higher is better)"),
+            &ops[0],
+            samples,
+        );
+    }
+    assert_eq!(
+        mt_cachette_stats().loads,
+        MT_KEYS,
+        "every measured call hit"
+    );
+    assert_eq!(MT_MAP.len() as u64, MT_KEYS, "every measured call hit");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,7 +586,13 @@ fn main() {
     }
     if has("--bench") {
         hit_interleaved(100_000, 31);
+        miss_room_interleaved(10_000, 31);
+        miss_full_interleaved(10_000, 31);
+        hit_tasks_interleaved(256_000, 31);
     } else {
         hit_interleaved(100, 3);
+        miss_room_interleaved(100, 3);
+        miss_full_interleaved(100, 3);
+        hit_tasks_interleaved(256, 3);
     }
 }

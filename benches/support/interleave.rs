@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
@@ -43,6 +44,42 @@ where
             black_box(op());
         }
         start.elapsed()
+    })
+}
+
+/// A variant run by `tasks` tasks spawned on `rt` (a multi-thread runtime), timed from the
+/// first spawn to the last join: the block's `n` calls are split evenly between the tasks, and
+/// the calls of one block get the arguments `0..n`, each once (a task takes a contiguous run of
+/// them). The ns per call it yields is the inverse of the throughput.
+#[allow(dead_code)]
+pub(crate) fn block_tasks<'a, T, F, Fut>(rt: &'a Runtime, tasks: usize, op: F) -> Block<'a>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let op = Arc::new(op);
+    Box::new(move |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            let mut first = 0u64;
+            let handles: Vec<_> = (0..tasks)
+                .map(|task| {
+                    let count = (n / tasks + usize::from(task < n % tasks)) as u64;
+                    let from = first;
+                    first += count;
+                    let op = Arc::clone(&op);
+                    tokio::spawn(async move {
+                        for i in from..from + count {
+                            black_box(op(i).await);
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.expect("a task of the block");
+            }
+            start.elapsed()
+        })
     })
 }
 
