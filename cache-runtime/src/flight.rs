@@ -221,7 +221,9 @@ impl<V> Drop for FlightGuard<'_, V> {
         self.flights
             .0
             .remove_if(&self.key, |_, f| Arc::ptr_eq(f, &self.flight));
-        if !self.landed {
+        // Waiters subscribe only while the flight is in the map, so once it is out, none can
+        // come: with none now, nobody is left to release (and waking no one is not free).
+        if !self.landed && self.flight.tx.receiver_count() > 0 {
             self.flight.tx.send_replace(Landing::Failed);
         }
     }

@@ -61,7 +61,9 @@ struct Entry<V> {
 }
 
 struct Segment {
-    keys: Vec<u128>,
+    /// The keys held, each with its deadline, so that a sweep or an eviction finds expired
+    /// entries without a look-up in the map.
+    keys: Vec<Slot>,
     capacity: usize,
     rng: u64,
     hand: usize,
@@ -149,6 +151,10 @@ impl<V: Clone> MemoryStore<V> {
         if let Some(mut entry) = self.map.get_mut(&key) {
             entry.value = value;
             entry.expires_at = expires_at;
+            let slot = entry.slot.load(Ordering::Relaxed);
+            if let Some(slot) = seg.keys.get_mut(slot) {
+                slot.expires_at = expires_at;
+            }
             return Insert::Stored;
         }
         self.sweep(&mut seg, now);
@@ -161,7 +167,7 @@ impl<V: Clone> MemoryStore<V> {
             self.evict_one(&mut seg, now);
         }
         let slot = seg.keys.len();
-        seg.keys.push(key);
+        seg.keys.push(Slot { key, expires_at });
         self.map.insert(
             key,
             Entry {
@@ -186,8 +192,8 @@ impl<V: Clone> MemoryStore<V> {
     pub(crate) fn clear(&self) {
         for seg in self.segments.iter() {
             let mut seg = seg.lock().unwrap_or_else(PoisonError::into_inner);
-            for key in seg.keys.drain(..) {
-                self.map.remove(&key);
+            for slot in seg.keys.drain(..) {
+                self.map.remove(&slot.key);
             }
             seg.hand = 0;
         }
@@ -253,8 +259,8 @@ impl<V: Clone> MemoryStore<V> {
         let (_, entry) = self.map.remove(&key)?;
         let slot = entry.slot.load(Ordering::Relaxed);
         seg.keys.swap_remove(slot);
-        if let Some(&moved) = seg.keys.get(slot) {
-            if let Some(moved) = self.map.get(&moved) {
+        if let Some(moved) = seg.keys.get(slot) {
+            if let Some(moved) = self.map.get(&moved.key) {
                 moved.slot.store(slot, Ordering::Relaxed);
             }
         }
@@ -270,18 +276,14 @@ impl<V: Clone> MemoryStore<V> {
             if seg.hand >= seg.keys.len() {
                 seg.hand = 0;
             }
-            let key = seg.keys[seg.hand];
-            if self.expired(key, now) {
+            let Slot { key, expires_at } = seg.keys[seg.hand];
+            if expires_at <= now {
                 self.remove_locked(seg, key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
             } else {
                 seg.hand += 1;
             }
         }
-    }
-
-    fn expired(&self, key: u128, now: u64) -> bool {
-        self.map.get(&key).is_some_and(|e| e.expires_at <= now)
     }
 
     /// Evicts an expired entry or the least used of a random sample.
@@ -294,16 +296,15 @@ impl<V: Clone> MemoryStore<V> {
         let mut lowest = u8::MAX;
         for _ in 0..SAMPLES.min(len) {
             let pick = (seg.next_random() % len as u64) as usize;
-            let key = seg.keys[pick];
-            let Some(entry) = self.map.get(&key) else {
-                continue;
-            };
-            if entry.expires_at <= now {
-                drop(entry);
+            let Slot { key, expires_at } = seg.keys[pick];
+            if expires_at <= now {
                 self.remove_locked(seg, key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            let Some(entry) = self.map.get(&key) else {
+                continue;
+            };
             let freq = entry.freq.load(Ordering::Relaxed);
             if freq < lowest {
                 lowest = freq;
@@ -318,13 +319,21 @@ impl<V: Clone> MemoryStore<V> {
 
     /// Halves every use counter of the segment, so past popularity fades.
     fn age(&self, seg: &Segment) {
-        for key in &seg.keys {
-            if let Some(entry) = self.map.get(key) {
+        for slot in &seg.keys {
+            if let Some(entry) = self.map.get(&slot.key) {
                 let freq = entry.freq.load(Ordering::Relaxed);
                 entry.freq.store(freq / 2, Ordering::Relaxed);
             }
         }
     }
+}
+
+/// A key of a segment, with its entry's deadline.
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u128,
+    /// As the entry's `expires_at`; kept in step under the segment lock.
+    expires_at: u64,
 }
 
 impl Segment {
