@@ -27,7 +27,8 @@ pub(crate) struct Flights<V>(DashMap<u128, Arc<Flight<V>>, BuildHasherDefault<Di
 
 /// One load in progress: waiters watch it until it is done or has failed.
 pub(crate) struct Flight<V> {
-    tx: watch::Sender<Landing<V>>,
+    /// The channel to the waiters, made when the first one joins: most loads have none.
+    waiters: std::sync::Mutex<Option<watch::Sender<Landing<V>>>>,
     stale: AtomicBool,
     gate: tokio::sync::Mutex<()>,
 }
@@ -62,7 +63,7 @@ impl<V: Clone> Flights<V> {
     /// Joins the load of `digest` under way, or leads a new one.
     pub(crate) fn join_or_lead(&self, digest: u128) -> Role<'_, V> {
         match self.0.entry(digest) {
-            Entry::Occupied(running) => Role::Wait(running.get().tx.subscribe()),
+            Entry::Occupied(running) => Role::Wait(running.get().subscribe()),
             Entry::Vacant(slot) => {
                 let flight = slot.insert(Flight::new()).clone();
                 Role::Lead(FlightGuard::new(self, digest, flight))
@@ -117,7 +118,7 @@ impl<V: Clone> Flights<V> {
 impl<V> Flight<V> {
     fn new() -> Arc<Self> {
         Arc::new(Flight {
-            tx: watch::channel(Landing::Pending).0,
+            waiters: std::sync::Mutex::new(None),
             stale: AtomicBool::new(false),
             gate: tokio::sync::Mutex::new(()),
         })
@@ -126,6 +127,28 @@ impl<V> Flight<V> {
     /// Whether no invalidation of the key ran since the flight began.
     pub(crate) fn current(&self) -> bool {
         !self.stale.load(Ordering::SeqCst)
+    }
+
+    /// A waiter's end of the channel, made with the first waiter. Called only while the flight
+    /// is in the map (under its entry's lock), so none joins once the leader has let it go.
+    fn subscribe(&self) -> watch::Receiver<Landing<V>> {
+        self.channel()
+            .get_or_insert_with(|| watch::channel(Landing::Pending).0)
+            .subscribe()
+    }
+
+    /// Hands what `landing` makes to the waiters, if there are any.
+    fn land_with(&self, landing: impl FnOnce() -> Landing<V>) {
+        if let Some(tx) = self.channel().as_ref() {
+            tx.send_replace(landing());
+        }
+    }
+
+    fn channel(&self) -> std::sync::MutexGuard<'_, Option<watch::Sender<Landing<V>>>> {
+        // Nothing panics under this lock.
+        self.waiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Marks the flight stale, then waits until a write it already began is answered.
@@ -199,18 +222,16 @@ impl<'a, V: Clone> FlightGuard<'a, V> {
         settle(async move { self.flight.write_if_current(write).await }).await;
     }
 
-    /// Hands `landing` to the waiters.
-    pub(crate) fn land(&mut self, landing: Landing<V>) {
+    /// Hands what `landing` makes to the waiters, if there are any.
+    pub(crate) fn land(&mut self, landing: impl FnOnce() -> Landing<V>) {
         self.landed = true;
-        self.flight.tx.send_replace(landing);
+        self.flight.land_with(landing);
     }
 
     /// Hands a loaded value to the waiters, if there are any.
     pub(crate) fn land_outcome<O: Outcome<Value = V>>(&mut self, outcome: &O) {
         if let Some(value) = outcome.cacheable() {
-            if self.flight.tx.receiver_count() > 0 {
-                self.land(Landing::Done(value.clone()));
-            }
+            self.land(|| Landing::Done(value.clone()));
         }
     }
 }
@@ -222,9 +243,9 @@ impl<V> Drop for FlightGuard<'_, V> {
             .0
             .remove_if(&self.key, |_, f| Arc::ptr_eq(f, &self.flight));
         // Waiters subscribe only while the flight is in the map, so once it is out, none can
-        // come: with none now, nobody is left to release (and waking no one is not free).
-        if !self.landed && self.flight.tx.receiver_count() > 0 {
-            self.flight.tx.send_replace(Landing::Failed);
+        // come: those who did are released.
+        if !self.landed {
+            self.flight.land_with(|| Landing::Failed);
         }
     }
 }
@@ -281,7 +302,7 @@ mod tests {
             matches!(flights.join_or_lead(2), Role::Lead(_)),
             "another key never waits"
         );
-        lead.land(Landing::Done(7));
+        lead.land(|| Landing::Done(7));
         assert_eq!(wait(rx).await, Some((7, false)));
         drop(lead);
         assert!(
@@ -302,6 +323,22 @@ mod tests {
         drop(lead);
         assert_eq!(wait(rx).await, None, "a failed load, not a hang");
         assert!(flights.lead_if_free(1).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_joins_after_an_unseen_landing_is_released_when_the_leader_ends() {
+        let flights = Flights::<u64>::default();
+        let Role::Lead(mut lead) = flights.join_or_lead(1) else {
+            panic!("leads");
+        };
+        // No waiter yet: the landing is not kept (no channel is even made).
+        lead.land(|| Landing::Done(7));
+        // The leader still holds the key (its fill is under way): a caller joins.
+        let Role::Wait(rx) = flights.join_or_lead(1) else {
+            panic!("waits");
+        };
+        drop(lead);
+        assert_eq!(wait(rx).await, None, "released, to run a load of its own");
     }
 
     #[tokio::test]

@@ -90,9 +90,9 @@ where
         if let Some(value) = found {
             if late {
                 self.ctx.hit(&key);
-                guard.land(Landing::Hit(value.clone()));
+                guard.land(|| Landing::Hit(value.clone()));
             } else {
-                guard.land(Landing::Done(value.clone()));
+                guard.land(|| Landing::Done(value.clone()));
             }
             return O::from_cached(value);
         }
