@@ -45,7 +45,10 @@ use criterion::Criterion;
 use dashmap::DashMap;
 use tokio::runtime::Runtime;
 
-use interleave::{block, block_sync, block_tasks, interleaved, median, ratio_line, Block};
+use interleave::{
+    block, block_sync, block_tasks, current_thread, interleaved, median, multi_thread, ratio_line,
+    Block,
+};
 
 /// The value every cache in the `hit` group holds: a 100-byte string.
 fn value(id: u64) -> String {
@@ -54,14 +57,6 @@ fn value(id: u64) -> String {
         s.push('x');
     }
     s
-}
-
-/// A current-thread runtime, as in a single-threaded service.
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime")
 }
 
 /// The function under test, with the long ttl most real uses give.
@@ -83,7 +78,7 @@ async fn dashmap_get(map: &DashMap<u64, String>, id: u64) -> Option<String> {
 }
 
 fn hit(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = current_thread();
     let mut group = c.benchmark_group("hit");
 
     rt.block_on(hit_cachette(WARM));
@@ -127,7 +122,7 @@ fn hit(c: &mut Criterion) {
 /// targets are about, taken round by round so that the machine's background load falls on
 /// every variant alike.
 fn hit_interleaved(calls: usize, rounds: usize) {
-    let rt = runtime();
+    let rt = current_thread();
     let map: DashMap<u64, String> = DashMap::new();
     map.insert(WARM, value(WARM));
     let moka: moka::future::Cache<u64, String> = moka::future::Cache::new(10_000);
@@ -271,15 +266,6 @@ static MT_MAP: LazyLock<DashMap<u64, String>> = LazyLock::new(DashMap::new);
 static MT_MOKA: LazyLock<moka::future::Cache<u64, String>> =
     LazyLock::new(|| moka::future::Cache::new(10_000));
 
-/// A multi-thread runtime with 2 workers, as on the 2-core machines these run on.
-fn multi_thread() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a multi-thread runtime")
-}
-
 /// The names of the variants of every comparison below, cachette first.
 const AROUND: [&str; 4] = ["cachette", "dashmap", "cached_crate", "moka"];
 
@@ -300,7 +286,7 @@ fn print_times(title: &str, names: &[&str], ns: &[Vec<f64>]) {
 
 /// A miss, the body and the insert, with room in every cache.
 fn miss_room_interleaved(calls: usize, rounds: usize) {
-    let rt = runtime();
+    let rt = current_thread();
     let map: DashMap<u64, String> = DashMap::new();
     let moka: moka::future::Cache<u64, String> = moka::future::Cache::new(ROOM_CAPACITY as u64);
     let before = room_cachette_stats();
@@ -335,7 +321,7 @@ fn miss_room_interleaved(calls: usize, rounds: usize) {
 
 /// A miss in a full cache of `FULL_CAPACITY` entries: every call inserts and evicts.
 fn miss_full_interleaved(calls: usize, rounds: usize) {
-    let rt = runtime();
+    let rt = current_thread();
     let fifo = FifoMap::new(FULL_CAPACITY);
     let moka: moka::future::Cache<u64, String> = moka::future::Cache::new(FULL_CAPACITY as u64);
     let variants: Vec<(&str, Block<'_>)> = vec![
@@ -538,7 +524,7 @@ fn zipf_report(requests: usize) {
     let trace = zipf_trace(ZIPF_KEYS, 1.0, requests, ZIPF_SEED);
     // The best any 10 000-entry cache can do on a stationary law: always hold the top ranks.
     let ideal = trace.iter().filter(|&&r| r < ZIPF_CAPACITY).count() as f64 / trace.len() as f64;
-    let rt = runtime();
+    let rt = current_thread();
     let cachette = replay_cachette(&rt, &trace);
     let moka = replay_moka(&rt, &trace, None);
     let moka_drained = replay_moka(&rt, &trace, Some(1_000));

@@ -46,7 +46,7 @@ use criterion::Criterion;
 use redis::aio::ConnectionManager;
 use tokio::runtime::Runtime;
 
-use interleave::{block, interleaved, median, ratio_line, Block};
+use interleave::{block, current_thread, interleaved, median, multi_thread, ratio_line, Block};
 use support::RedisServer;
 
 /// The prefix of every key cachette writes in this bench.
@@ -79,23 +79,6 @@ fn value(id: u64) -> String {
 #[cachette::cached(ttl = 600, store = "redis")]
 async fn hit_cachette(id: u64) -> String {
     value(id)
-}
-
-/// A current-thread runtime, as in a single-threaded service.
-fn current_thread() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime")
-}
-
-/// A multi-thread runtime with 2 workers (one per core of the machine this was written on).
-fn multi_thread() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a multi-thread runtime")
 }
 
 /// A one-thread runtime on a thread of its own, like cachette's `cachette-io`: connections made

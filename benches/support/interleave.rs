@@ -124,3 +124,20 @@ pub(crate) fn ratio_line(label: &str, a: &[f64], b: &[f64]) -> f64 {
     println!("ratio {label:<50} {r:.3} [{low:.3}..{high:.3}]");
     r
 }
+
+/// A current-thread runtime, as in a single-threaded service.
+pub(crate) fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+}
+
+/// A multi-thread runtime with 2 workers, one per core of the machines these benches run on.
+pub(crate) fn multi_thread() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a multi-thread runtime")
+}
