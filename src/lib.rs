@@ -225,13 +225,102 @@ pub use cache_macros::invalidates;
 /// ```
 pub use cache_macros::cache_put;
 
+/// Stores a value in the cache now and writes the database later (write-behind).
+///
+/// `#[write_behind(f(args), value = p)]` on an `async fn` whose body writes the database:
+/// a call waits for room in the function's queue, stores `p`'s value as the entry of the named
+/// call `f(args)` in every tier (every process, for `"tiered"`, as `#[cache_put]` does), queues
+/// the body with its arguments, and returns `Ok(())` (or `()`) at once. The body runs later on
+/// a task of cachette's:
+///
+/// - **in order per key**: two writes of one entry never run at once nor out of call order;
+/// - **coalesced**: a write still waiting is replaced by a newer one of its key, so the
+///   database gets the newest value and fewer writes (`coalesce = false` runs every write);
+/// - **retried**: an `Err` (or a panic) runs the body again, `retries` times, with exponential
+///   backoff from 50 ms, capped at 5 s; a write that fails every attempt drops the entry
+///   everywhere, unless a newer write of the key is pending, and goes to the handler set with
+///   [`on_write_failure`] (by default, logged at `error`);
+/// - **read your writes**: until the body has run, a call of `f(args)` in this process returns
+///   the pending value, even if the entry was evicted, expired or invalidated, or Redis is down.
+///
+/// The target is written and checked by rustc as an [`invalidates`] target; `value` names a
+/// parameter whose type is the cached function's value type. The body runs after the call has
+/// returned, so every argument is owned and `Clone + Send + 'static` (`Arc<Db>`, not `&Db`),
+/// and cloned for each run. It returns `Result<(), E>` (with `E: Debug`, the text the failure
+/// handler gets) or `()`. It needs a tokio runtime with time enabled.
+///
+/// Call [`flush`] on a graceful shutdown: it runs every queued write now and returns when all
+/// have ended. Writes still queued when a process crashes are lost (see the README).
+///
+/// ```
+/// use cachette::{cached, write_behind};
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, Mutex};
+///
+/// #[derive(Default)]
+/// struct Db(Mutex<HashMap<u64, u64>>);
+///
+/// fn db() -> &'static Db {
+///     static DB: std::sync::OnceLock<Db> = std::sync::OnceLock::new();
+///     DB.get_or_init(Db::default)
+/// }
+///
+/// #[cached(ttl = "10m")]
+/// async fn balance(account: u64) -> Option<u64> {
+///     db().0.lock().unwrap().get(&account).copied()
+/// }
+///
+/// #[write_behind(balance(account), value = amount)]
+/// async fn set_balance(account: u64, amount: u64) -> Result<(), String> {
+///     db().0.lock().unwrap().insert(account, amount); // a slow UPDATE, in real life
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// set_balance(7, 100).await.unwrap(); // returns once queued
+/// assert_eq!(balance(7).await, Some(100)); // from the cache, before the database has it
+/// cachette::flush().await; // every queued write has run
+/// assert_eq!(db().0.lock().unwrap().get(&7), Some(&100));
+/// assert_eq!(set_balance_stats().written, 1);
+/// # }
+/// ```
+///
+/// # Options
+///
+/// - `capacity = 10_000`: the most writes accepted and not yet ended; a call waits for room
+///   beyond it (it never drops a write, and memory stays bounded).
+/// - `delay = "50ms"`: how long a write waits before it runs, so a newer write of its key can
+///   replace it (default: none; writes queued behind a running one of their key are coalesced
+///   anyway).
+/// - `retries = 3`: how many times a failed write runs again.
+/// - `coalesce = false`: run every write, not only the newest of each key.
+///
+/// Beside `f`, the attribute defines `f_stats()`, the queue's [`WriteBehindStats`]. It works
+/// on free functions.
+///
+/// ```compile_fail
+/// # use cachette::{cached, write_behind};
+/// # struct Db;
+/// #[cached]
+/// async fn balance(account: u64) -> u64 { 0 }
+///
+/// #[write_behind(balance(account), value = amount)]
+/// async fn set_balance(db: &Db, account: u64, amount: u64) {} // error: `db` must be owned
+/// ```
+pub use cache_macros::write_behind;
+
 pub use cache_runtime::{
-    stats, Clock, Config, ConfigBuilder, ConfigError, ConfigErrorKind, ManualClock, Stats,
+    flush, flush_within, on_write_failure, stats, Clock, Config, ConfigBuilder, ConfigError,
+    ConfigErrorKind, ManualClock, Stats, WriteBehindStats, WriteFailure,
 };
 
 /// What generated code needs. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use cache_runtime::{
+        behind_arg, BehindSpec, BodyResult, WriteBehind, DEFAULT_CAPACITY, DEFAULT_RETRIES,
+    };
     pub use cache_runtime::{
         settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, Spec, StoreKind,
         Target,

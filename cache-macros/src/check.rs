@@ -305,7 +305,7 @@ fn mentions_generic(ty: &Type, generics: &[Ident]) -> Option<proc_macro2::Span> 
 }
 
 /// Where `ty` borrows (a reference or a lifetime other than `'static`), if anywhere.
-fn borrows(ty: &Type) -> Option<proc_macro2::Span> {
+pub(crate) fn borrows(ty: &Type) -> Option<proc_macro2::Span> {
     struct Finder(Option<proc_macro2::Span>);
     impl<'ast> Visit<'ast> for Finder {
         fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {

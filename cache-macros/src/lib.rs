@@ -10,12 +10,14 @@
 //! - `expand`: `#[cached]`'s items, one generator each.
 //! - `hidden`: the names of the hidden items `#[cached]` writes and the write paths call.
 //! - `write`: `#[invalidates]` and `#[cache_put]`.
+//! - `behind`: `#[write_behind]`, whose target is written as `write`'s.
 //! - `ctxt`: the error collector, so that one compile reports every mistake.
 
 use proc_macro::TokenStream;
 
 mod ast;
 mod attr;
+mod behind;
 mod check;
 mod ctxt;
 mod expand;
@@ -39,4 +41,10 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cache_put(args: TokenStream, item: TokenStream) -> TokenStream {
     write::expand(write::Write::Put, args.into(), item.into()).into()
+}
+
+/// Stores a value in the cache now and runs the body later. See `cachette::write_behind`.
+#[proc_macro_attribute]
+pub fn write_behind(args: TokenStream, item: TokenStream) -> TokenStream {
+    behind::expand(args.into(), item.into()).into()
 }

@@ -36,7 +36,7 @@ impl Write {
     }
 }
 
-enum Target {
+pub(crate) enum Target {
     /// `path::to::f(args…)`: one entry.
     Entry {
         /// `path::to::f` as written.
@@ -53,7 +53,7 @@ impl Target {
     /// An entry named by one identifier goes through the function itself (a misspelled name
     /// then fails there, once); a path, and `all(f)` (which has no arguments to infer a generic
     /// function's parameters from), call the hidden item beside it.
-    fn expr(&self) -> TokenStream {
+    pub(crate) fn expr(&self) -> TokenStream {
         match self {
             Target::Entry { path, args, span } => {
                 let Some(last) = path.path.segments.last() else {

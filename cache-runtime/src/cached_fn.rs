@@ -192,6 +192,10 @@ where
             let Some(key) = state.ctx.usable(key, "calling uncached") else {
                 return load().await;
             };
+            if let Some(value) = state.ctx.overlay.get(key.digest) {
+                state.ctx.hit(&key);
+                return O::from_cached(value);
+            }
             return state.miss(key, self.spec.ttl, load).await;
         }
         Box::pin(self.get_or_load_shared(key, load)).await
@@ -210,6 +214,11 @@ where
         let Some(key) = state.ctx.usable(key, "calling uncached") else {
             return load().await;
         };
+        // A write-behind write still pending is newer than anything a store holds.
+        if let Some(value) = state.ctx.overlay.get(key.digest) {
+            state.ctx.hit(&key);
+            return O::from_cached(value);
+        }
         if let Some(value) = state.store.get_shared(&state.ctx, &key).await {
             state.ctx.hit(&key);
             return O::from_cached(value);
@@ -267,6 +276,11 @@ where
     pub async fn clear(&'static self) {
         let state = self.state();
         state.store.clear(&state.ctx).await;
+    }
+
+    /// The values of write-behind writes of this function still pending.
+    pub(crate) fn overlay(&'static self) -> &'static crate::behind::Overlay<V> {
+        &self.state().ctx.overlay
     }
 
     /// This function's counters.

@@ -1,6 +1,7 @@
 //! What every store of one cached function shares: its namespace, its loads under way, its
 //! counters, and the logging that goes with them.
 
+use crate::behind::Overlay;
 use crate::cached_fn::Key;
 use crate::flight::Flights;
 use crate::stats::Counters;
@@ -12,6 +13,8 @@ pub(crate) struct Context<V> {
     pub(crate) namespace: String,
     pub(crate) flights: Flights<V>,
     pub(crate) counters: Counters,
+    /// Values of write-behind writes still pending, read on a miss.
+    pub(crate) overlay: Overlay<V>,
 }
 
 impl<V> Context<V> {
@@ -21,6 +24,7 @@ impl<V> Context<V> {
             namespace,
             flights: Flights::default(),
             counters: Counters::default(),
+            overlay: Overlay::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! parts through `cachette` itself. `ARCHITECTURE.md` at the repository root maps the modules.
 
 mod assert;
+mod behind;
 mod bus;
 mod cached_fn;
 mod clock;
@@ -19,6 +20,10 @@ mod template;
 mod write;
 
 pub use assert::{Checked, Gate, KeyArg, ValueClone, ValueSend, ValueSerde};
+pub use behind::{
+    behind_arg, flush, flush_within, on_write_failure, BehindArg, BehindSpec, BodyResult,
+    WriteBehind, WriteBehindStats, WriteFailure, DEFAULT_CAPACITY, DEFAULT_RETRIES,
+};
 pub use cached_fn::{settle, CachedFn, CallKey, Key, Spec, StoreKind};
 pub use clock::{Clock, ManualClock};
 pub use codec::{Codec, Format};

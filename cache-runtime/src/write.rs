@@ -29,4 +29,25 @@ where
     pub async fn put(&self, value: &V) {
         self.cached.put(&self.key, value).await;
     }
+
+    /// The key's digest, if the key could be computed.
+    pub(crate) fn digest(&self) -> Option<u128> {
+        self.key.as_ref().ok().map(|key| key.digest())
+    }
+
+    /// Makes `value` what a read of the entry returns while write-behind write `seq` is
+    /// pending, whatever the stores hold.
+    pub(crate) fn hold(&self, seq: u64, value: V) {
+        if let Some(digest) = self.digest() {
+            self.cached.overlay().insert(digest, seq, value);
+        }
+    }
+
+    /// Ends write-behind write `seq`'s hold on the entry; `true` if a newer write holds it.
+    pub(crate) fn release(&self, seq: u64) -> bool {
+        match self.digest() {
+            Some(digest) => self.cached.overlay().remove(digest, seq),
+            None => false,
+        }
+    }
 }

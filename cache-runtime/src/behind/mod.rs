@@ -1,0 +1,595 @@
+//! `#[write_behind]`: a call stores its value in the cache now and queues the body, which runs
+//! later on a task of cachette's, in order per key, coalesced, retried.
+//!
+//! The protocol, per write (`seq` is a process-wide sequence number taken when it is accepted):
+//!
+//! 1. **Room.** The call waits for a permit of the function's queue (`capacity`); the permit
+//!    is held until the write has ended, so the queue never holds more than `capacity` writes
+//!    and a full queue makes callers wait, never drops a write.
+//! 2. **Accept.** Under the queue's lock: the value goes into the target's overlay (the
+//!    pending value a miss reads, see [`overlay`]), and the write joins its key's lane. With
+//!    coalescing, a write still waiting in the lane is replaced by the new one, which takes its
+//!    place and due time. A lane that did not exist gets a runner task.
+//! 3. **Put.** The value is stored in every tier of the target, in a task of its own so that a
+//!    cancelled caller still finishes it. Puts of one key are ordered by `seq` (an older put
+//!    that comes late is skipped), so the cache ends with the newest accepted value.
+//! 4. **Run.** The lane's runner takes its writes one at a time, in `seq` order: it waits for
+//!    the write's due time (`delay`; skipped while a flush runs) and for its put, then runs the
+//!    body, retrying a failure (an `Err` or a panic) with capped exponential backoff.
+//! 5. **End.** The write's overlay value is dropped unless a newer write of the key holds the
+//!    place. A write that failed every attempt drops the key's cached value everywhere (so
+//!    reads fall back to the database) unless a newer write is pending, and is reported to the
+//!    failure handler. Then its permit is returned.
+//!
+//! So per key, two writes never run at once nor out of order; a read sees the newest accepted
+//! value until the database has it; and the cache is never left holding a value the database
+//! refused.
+
+mod overlay;
+
+pub(crate) use overlay::Overlay;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::cached_fn::settle;
+use crate::write::Target;
+
+/// What `#[write_behind(...)]` said about a function, fixed at compile time.
+#[derive(Clone, Copy, Debug)]
+pub struct BehindSpec {
+    /// `module_path!()` where the function is written.
+    pub module: &'static str,
+    /// The function's name.
+    pub function: &'static str,
+    /// `capacity = N`: the most writes accepted and not yet ended.
+    pub capacity: usize,
+    /// `delay = …`: how long a write waits before it runs, so a newer one can replace it.
+    pub delay: Duration,
+    /// `retries = N`: how many times a failed write is run again.
+    pub retries: u32,
+    /// `coalesce = false` runs every write; by default a waiting write is replaced by a newer
+    /// one of the same key.
+    pub coalesce: bool,
+}
+
+/// The default `capacity` of a write-behind queue.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// The default `retries` of a write-behind function.
+pub const DEFAULT_RETRIES: u32 = 3;
+
+/// The first wait before a retry; it doubles with each attempt, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The write-behind queue of one function: the static that `#[write_behind]` puts behind it.
+pub struct WriteBehind {
+    spec: BehindSpec,
+    queue: OnceLock<Arc<Queue>>,
+}
+
+/// A write-behind function's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteBehindStats {
+    /// Writes accepted (calls that returned).
+    pub queued: u64,
+    /// Writes whose body succeeded.
+    pub written: u64,
+    /// Writes replaced, before they ran, by a newer write of the same key.
+    pub coalesced: u64,
+    /// Runs of a body after a failed one.
+    pub retried: u64,
+    /// Writes that failed every attempt (reported to the failure handler).
+    pub failed: u64,
+    /// Writes accepted and not yet ended: waiting, or running.
+    pub depth: u64,
+    /// How long the oldest of those has been waiting or running.
+    pub oldest_pending: Option<Duration>,
+}
+
+/// A write that failed every attempt, as the failure handler receives it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WriteFailure {
+    /// The write-behind function: module path and name.
+    pub function: String,
+    /// The last attempt's error (its `Debug` form), or the panic's message.
+    pub error: String,
+    /// How many times the body ran.
+    pub attempts: u32,
+}
+
+impl fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "write-behind {} failed after {} attempt(s): {}",
+            self.function, self.attempts, self.error
+        )
+    }
+}
+
+type Handler = Box<dyn Fn(&WriteFailure) + Send + Sync>;
+
+static HANDLER: RwLock<Option<Handler>> = RwLock::new(None);
+
+/// Sets what is done with a write that failed every attempt (its cached value has been
+/// dropped already). By default it is logged at `error`. The handler runs on cachette's
+/// worker task: keep it short, and hand slow work to a channel.
+pub fn on_write_failure<F>(handler: F)
+where
+    F: Fn(&WriteFailure) + Send + Sync + 'static,
+{
+    *HANDLER.write().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(handler));
+}
+
+fn report(failure: &WriteFailure) {
+    let handler = HANDLER.read().unwrap_or_else(PoisonError::into_inner);
+    match handler.as_ref() {
+        Some(handler) => {
+            // A panicking handler must not take the key's lane down with it.
+            if std::panic::catch_unwind(AssertUnwindSafe(|| handler(failure))).is_err() {
+                tracing::error!(function = %failure.function, "cachette: the write failure handler panicked");
+            }
+        }
+        None => tracing::error!(
+            function = %failure.function,
+            error = %failure.error,
+            attempts = failure.attempts,
+            "cachette: a write-behind write failed every attempt; its cached value was dropped"
+        ),
+    }
+}
+
+/// A write-behind function's argument is kept by its queue and cloned for each run of the body.
+#[diagnostic::on_unimplemented(
+    message = "#[write_behind] keeps the arguments until the body runs, later and on another task, and clones them for each retry: `{Self}` must be `Clone + Send + 'static`",
+    label = "`{Self}` is not `Clone + Send + 'static`",
+    note = "pass it owned and shareable: `Arc<{Self}>`"
+)]
+pub trait BehindArg {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone + Send + 'static> BehindArg for T {}
+
+/// Checks one argument of a write-behind function, at the argument.
+#[inline(always)]
+pub fn behind_arg<T: BehindArg>(_: &T) {}
+
+/// What a write-behind body returns, as the queue sees it: `()` or `Result<(), E>`.
+pub trait BodyResult {
+    /// `Ok`, or the error's text.
+    fn into_write(self) -> Result<(), String>;
+}
+
+impl BodyResult for () {
+    fn into_write(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Debug> BodyResult for Result<(), E> {
+    fn into_write(self) -> Result<(), String> {
+        self.map_err(|err| format!("{err:?}"))
+    }
+}
+
+/// Every queue used so far, for [`flush`].
+static QUEUES: Mutex<Vec<Arc<Queue>>> = Mutex::new(Vec::new());
+/// How many flushes run now: while any does, writes skip their `delay`.
+static FLUSHING: AtomicUsize = AtomicUsize::new(0);
+/// Wakes the runners waiting out a `delay` when a flush starts.
+static FLUSH_STARTED: Notify = Notify::const_new();
+static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// Runs every queued write now (skipping what is left of their `delay`), and returns when
+/// every write accepted so far, and any accepted meanwhile, has ended: written, or failed and
+/// reported to the failure handler. Call it on a graceful shutdown, after the last write.
+pub async fn flush() {
+    FLUSHING.fetch_add(1, Ordering::SeqCst);
+    let _flushing = FlushGuard;
+    FLUSH_STARTED.notify_waiters();
+    let queues = QUEUES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for queue in queues {
+        let mut outstanding = queue.outstanding.subscribe();
+        // The sender lives as long as the queue, which is never dropped.
+        let _ = outstanding.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// [`flush`], giving up at `deadline`: returns how many writes have not ended (0 when all
+/// have). Those left keep running.
+pub async fn flush_within(deadline: Duration) -> usize {
+    if tokio::time::timeout(deadline, flush()).await.is_ok() {
+        return 0;
+    }
+    QUEUES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|queue| *queue.outstanding.borrow())
+        .sum()
+}
+
+struct FlushGuard;
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        FLUSHING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl WriteBehind {
+    /// A function's queue, with nothing set up yet.
+    pub const fn new(spec: BehindSpec) -> Self {
+        Self {
+            spec,
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// One call: waits for room in the queue, makes `value` the entry of `target` (and what a
+    /// read of it returns until the write has ended), and queues `body` to run later, again on
+    /// a retry. Returns once the write is accepted and the value stored; a caller that stops
+    /// waiting after acceptance does not stop either.
+    pub async fn submit<V, F, Fut>(&'static self, target: Target<V>, value: V, body: F)
+    where
+        V: Clone + Send + Sync + 'static,
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let queue = self.queue();
+        let Ok(permit) = Arc::clone(&queue.room).acquire_owned().await else {
+            unreachable!("a write-behind queue's semaphore is never closed");
+        };
+        let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+        let target = Arc::new(target);
+        // A key that cannot be hashed has no cache entry to keep; its write gets a lane alone.
+        let lane = target.digest().unwrap_or(u128::from(seq) | 1 << 127);
+        target.hold(seq, value.clone());
+        let job = Box::new(Typed {
+            target: Arc::clone(&target),
+            seq,
+            body,
+        });
+        let order = queue.accept(lane, seq, job, permit);
+        settle(async move {
+            order.put(seq, target.put(&value)).await;
+        })
+        .await;
+    }
+
+    /// This function's counters.
+    pub fn stats(&'static self) -> WriteBehindStats {
+        self.queue().stats()
+    }
+
+    fn queue(&'static self) -> &'static Arc<Queue> {
+        self.queue.get_or_init(|| {
+            let queue = Arc::new(Queue {
+                name: format!("{}::{}", self.spec.module, self.spec.function),
+                spec: self.spec,
+                room: Arc::new(Semaphore::new(self.spec.capacity.max(1))),
+                lanes: Mutex::new(HashMap::new()),
+                outstanding: watch::Sender::new(0),
+                counters: Counters::default(),
+            });
+            QUEUES
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(&queue));
+            queue
+        })
+    }
+}
+
+/// One function's queue: a lane per key with writes waiting or running.
+struct Queue {
+    name: String,
+    spec: BehindSpec,
+    room: Arc<Semaphore>,
+    lanes: Mutex<HashMap<u128, Lane>>,
+    /// Writes accepted and not yet ended.
+    outstanding: watch::Sender<usize>,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    queued: AtomicU64,
+    written: AtomicU64,
+    coalesced: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// One key's writes. The lane exists exactly while its runner task does.
+struct Lane {
+    waiting: VecDeque<Queued>,
+    /// When the write running now was accepted.
+    running: Option<Instant>,
+    order: Arc<PutOrder>,
+}
+
+/// An accepted write, waiting in its lane.
+struct Queued {
+    seq: u64,
+    job: Box<dyn Job>,
+    due: tokio::time::Instant,
+    accepted: Instant,
+    _room: OwnedSemaphorePermit,
+}
+
+impl Queue {
+    fn lanes(&self) -> MutexGuard<'_, HashMap<u128, Lane>> {
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a write in its key's lane (replacing a waiting one when coalescing), starting the
+    /// lane's runner if it had none. Returns the lane's put order.
+    fn accept(
+        self: &Arc<Self>,
+        lane_key: u128,
+        seq: u64,
+        job: Box<dyn Job>,
+        room: OwnedSemaphorePermit,
+    ) -> Arc<PutOrder> {
+        let mut queued = Queued {
+            seq,
+            job,
+            due: tokio::time::Instant::now() + self.spec.delay,
+            accepted: Instant::now(),
+            _room: room,
+        };
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        let mut lanes = self.lanes();
+        if let Some(lane) = lanes.get_mut(&lane_key) {
+            match lane.waiting.back_mut() {
+                Some(waiting) if self.spec.coalesce => {
+                    // The newer write takes the waiting one's place and due time; the older
+                    // one's permit goes back with it.
+                    queued.due = waiting.due;
+                    queued.accepted = waiting.accepted;
+                    *waiting = queued;
+                    self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    lane.waiting.push_back(queued);
+                    self.outstanding.send_modify(|n| *n += 1);
+                }
+            }
+            return Arc::clone(&lane.order);
+        }
+        let order = Arc::new(PutOrder::default());
+        lanes.insert(
+            lane_key,
+            Lane {
+                waiting: VecDeque::from([queued]),
+                running: None,
+                order: Arc::clone(&order),
+            },
+        );
+        self.outstanding.send_modify(|n| *n += 1);
+        drop(lanes);
+        let runner = run_lane(Arc::clone(self), lane_key, Arc::clone(&order));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(runner);
+            }
+            Err(_) => {
+                // No runtime to run it later: a thread of its own, with one of its own.
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                        .map(|rt| rt.block_on(runner))
+                });
+            }
+        }
+        order
+    }
+
+    fn stats(&self) -> WriteBehindStats {
+        let c = &self.counters;
+        let oldest = self
+            .lanes()
+            .values()
+            .filter_map(|lane| lane.running.or(lane.waiting.front().map(|q| q.accepted)))
+            .min();
+        WriteBehindStats {
+            queued: c.queued.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            coalesced: c.coalesced.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            depth: *self.outstanding.borrow() as u64,
+            oldest_pending: oldest.map(|at| at.elapsed()),
+        }
+    }
+}
+
+/// Orders the puts of one key by `seq`: a put older than one already made is skipped, and a
+/// lane's runner waits until a write's put is done (or superseded) before running its body.
+#[derive(Default)]
+struct PutOrder {
+    lock: tokio::sync::Mutex<()>,
+    /// The newest `seq` put so far.
+    done: watch::Sender<u64>,
+}
+
+impl PutOrder {
+    async fn put(&self, seq: u64, put: impl Future<Output = ()>) {
+        let _order = self.lock.lock().await;
+        if *self.done.borrow() < seq {
+            put.await;
+            self.done.send_modify(|done| *done = (*done).max(seq));
+        }
+    }
+
+    async fn wait(&self, seq: u64) {
+        let mut done = self.done.subscribe();
+        // The sender lives in `self`.
+        let _ = done.wait_for(|done| *done >= seq).await;
+    }
+}
+
+/// Runs one lane's writes, one at a time, until none is left.
+async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
+    loop {
+        let due = {
+            let mut lanes = queue.lanes();
+            let Some(lane) = lanes.get_mut(&lane_key) else {
+                return;
+            };
+            match lane.waiting.front() {
+                Some(next) => next.due,
+                None => {
+                    lanes.remove(&lane_key);
+                    return;
+                }
+            }
+        };
+        wait_until(due).await;
+        let next = {
+            let mut lanes = queue.lanes();
+            let Some(lane) = lanes.get_mut(&lane_key) else {
+                return;
+            };
+            let Some(next) = lane.waiting.pop_front() else {
+                continue;
+            };
+            lane.running = Some(next.accepted);
+            next
+        };
+        order.wait(next.seq).await;
+        let mut next = next;
+        let outcome = attempts(&queue, next.job.as_mut()).await;
+        let written = outcome.is_ok();
+        next.job.end(written).await;
+        match outcome {
+            Ok(()) => {
+                queue.counters.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(failure) => {
+                queue.counters.failed.fetch_add(1, Ordering::Relaxed);
+                report(&failure);
+            }
+        }
+        if let Some(lane) = queue.lanes().get_mut(&lane_key) {
+            lane.running = None;
+        }
+        // Room for the next caller, then the count a flush waits on.
+        drop(next);
+        queue.outstanding.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Waits out a write's `delay`, unless a flush runs or starts meanwhile.
+async fn wait_until(due: tokio::time::Instant) {
+    let started = FLUSH_STARTED.notified();
+    tokio::pin!(started);
+    started.as_mut().enable();
+    if FLUSHING.load(Ordering::SeqCst) > 0 || due <= tokio::time::Instant::now() {
+        return;
+    }
+    let _ = tokio::time::timeout_at(due, started).await;
+}
+
+/// Runs a write's body until it succeeds or has failed `retries + 1` times.
+async fn attempts(queue: &Queue, job: &mut dyn Job) -> Result<(), WriteFailure> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let error = match (CatchUnwind(job.attempt())).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(panic) => format!("the body panicked: {panic}"),
+        };
+        if attempt > queue.spec.retries {
+            return Err(WriteFailure {
+                function: queue.name.clone(),
+                error,
+                attempts: attempt,
+            });
+        }
+        tracing::warn!(function = %queue.name, %error, attempt, "cachette: a write-behind write failed; retrying");
+        queue.counters.retried.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+type Attempt = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A queued write, with its value type erased.
+trait Job: Send {
+    /// One run of the body.
+    fn attempt(&mut self) -> Attempt;
+    /// After the last attempt: the write's overlay value goes; a failed write drops the cached
+    /// value too, unless a newer write of the key is pending.
+    fn end(&mut self, written: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+struct Typed<V: 'static, F> {
+    target: Arc<Target<V>>,
+    seq: u64,
+    body: F,
+}
+
+impl<V, F, Fut> Job for Typed<V, F>
+where
+    V: Clone + Send + Sync + 'static,
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    fn attempt(&mut self) -> Attempt {
+        Box::pin((self.body)())
+    }
+
+    fn end(&mut self, written: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let newer = self.target.release(self.seq);
+            if !written && !newer {
+                let target = Arc::clone(&self.target);
+                settle(async move { target.invalidate().await }).await;
+            }
+        })
+    }
+}
+
+/// A body's future, with a panic turned into an error.
+struct CatchUnwind(Attempt);
+
+impl Future for CatchUnwind {
+    type Output = Result<Result<(), String>, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let attempt = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| attempt.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string payload".to_owned());
+                Poll::Ready(Err(message))
+            }
+        }
+    }
+}
