@@ -372,8 +372,15 @@ async fn a_failed_write_keeps_a_newer_pending_value_and_a_panic_is_a_failure() {
     write_odd(1, 4).await.unwrap();
     write_odd(2, 13).await.unwrap(); // panics
     write_odd(2, 14).await.unwrap(); // the lane is still alive
-    cachette::flush().await;
-    assert_eq!(odd(1).await, Some(4), "the failure dropped a newer value");
+    let left = cachette::flush_within(Duration::from_secs(10)).await;
+    assert_eq!(left, 0, "a write never ended");
+    let reads = ODD_DB.reads.load(Ordering::SeqCst);
+    assert_eq!(odd(1).await, Some(4));
+    assert_eq!(
+        ODD_DB.reads.load(Ordering::SeqCst),
+        reads,
+        "the failure of 3 dropped the newer entry 4"
+    );
     assert_eq!(ODD_DB.read(2), Some(14), "the panic killed the key's lane");
     let failures = failures_of("write_odd");
     assert_eq!(failures.len(), 2, "{failures:?}");
