@@ -319,11 +319,11 @@ pub use cache_runtime::{
 #[doc(hidden)]
 pub mod __private {
     pub use cache_runtime::{
-        behind_arg, BehindSpec, BodyResult, WriteBehind, DEFAULT_CAPACITY, DEFAULT_RETRIES,
-    };
-    pub use cache_runtime::{
         settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, Spec, StoreKind,
         Target,
+    };
+    pub use cache_runtime::{
+        BehindArg, BehindSpec, BodyResult, WriteBehind, DEFAULT_CAPACITY, DEFAULT_RETRIES,
     };
     pub use cache_runtime::{Checked, KeyArg, ValueClone, ValueSend, ValueSerde};
 }

@@ -141,6 +141,7 @@ fn parse(
     };
     let mut target = None;
     let mut value = None;
+    let mut value_given = false;
     let mut capacity = None;
     let mut delay_ms = None;
     let mut retries = None;
@@ -188,6 +189,7 @@ fn parse(
                 };
                 match name.to_string().as_str() {
                     "value" => {
+                        value_given = true;
                         let param = match right {
                             Expr::Path(p) => p.path.get_ident().cloned(),
                             _ => None,
@@ -276,6 +278,9 @@ fn parse(
         return None;
     };
     let Some(value) = value else {
+        if value_given {
+            return None;
+        }
         errors.at(
             Span::call_site(),
             "name the parameter whose value becomes the cached entry: `value = user`",
@@ -334,7 +339,7 @@ fn generate(
     let doc_stats = format!("The write-behind counters of `{name}`.");
 
     let checks = params.iter().map(
-        |(param, _, ty)| quote_spanned!(ty.span()=> ::cachette::__private::behind_arg(&#param);),
+        |(param, _, ty)| quote_spanned!(ty.span()=> ::cachette::__private::BehindArg::check(&#param);),
     );
     let target = options.target.expr();
     let target = match &options.target {
@@ -342,7 +347,14 @@ fn generate(
         Target::All { .. } => quote!(),
     };
     let value = &options.value;
-    let value = quote_spanned!(value.span()=> ::core::clone::Clone::clone(&#value));
+    // A value of another type than the target's is one error, at the user's `value = p`.
+    let value = quote_spanned!(value.span()=>
+        if false {
+            __cachette_target.value_type()
+        } else {
+            ::core::clone::Clone::clone(&#value)
+        }
+    );
     let rebind = params.iter().map(|(param, mutable, _)| {
         let mutability = mutable.then(|| quote!(mut));
         quote!(let #mutability #param = ::core::clone::Clone::clone(&#param);)

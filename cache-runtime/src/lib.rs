@@ -21,8 +21,8 @@ mod write;
 
 pub use assert::{Checked, Gate, KeyArg, ValueClone, ValueSend, ValueSerde};
 pub use behind::{
-    behind_arg, flush, flush_within, on_write_failure, BehindArg, BehindSpec, BodyResult,
-    WriteBehind, WriteBehindStats, WriteFailure, DEFAULT_CAPACITY, DEFAULT_RETRIES,
+    flush, flush_within, on_write_failure, BehindArg, BehindSpec, BodyResult, WriteBehind,
+    WriteBehindStats, WriteFailure, DEFAULT_CAPACITY, DEFAULT_RETRIES,
 };
 pub use cached_fn::{settle, CachedFn, CallKey, Key, Spec, StoreKind};
 pub use clock::{Clock, ManualClock};

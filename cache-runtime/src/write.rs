@@ -30,6 +30,13 @@ where
         self.cached.put(&self.key, value).await;
     }
 
+    /// Never called: names the entry's value type where generated code checks a value against
+    /// it (`if false { target.value_type() } else { value }`).
+    #[doc(hidden)]
+    pub fn value_type(&self) -> V {
+        unreachable!("only named in an `if false` branch")
+    }
+
     /// The key's digest, if the key could be computed.
     pub(crate) fn digest(&self) -> Option<u128> {
         self.key.as_ref().ok().map(|key| key.digest())

@@ -155,16 +155,16 @@ fn report(failure: &WriteFailure) {
 #[diagnostic::on_unimplemented(
     message = "#[write_behind] keeps the arguments until the body runs, later and on another task, and clones them for each retry: `{Self}` must be `Clone + Send + 'static`",
     label = "`{Self}` is not `Clone + Send + 'static`",
-    note = "pass it owned and shareable: `Arc<{Self}>`"
+    note = "pass what the body needs owned, behind an `Arc` if it is shared (not an `Rc`), and derive `Clone` on your own types"
 )]
-pub trait BehindArg {}
+pub trait BehindArg {
+    /// Checks one argument, at the argument's type.
+    #[inline(always)]
+    fn check(&self) {}
+}
 
 #[diagnostic::do_not_recommend]
 impl<T: Clone + Send + 'static> BehindArg for T {}
-
-/// Checks one argument of a write-behind function, at the argument.
-#[inline(always)]
-pub fn behind_arg<T: BehindArg>(_: &T) {}
 
 /// What a write-behind body returns, as the queue sees it: `()` or `Result<(), E>`.
 pub trait BodyResult {
