@@ -362,7 +362,7 @@ fn generate(
     let accepted = if is_result {
         quote!(::core::result::Result::Ok(()))
     } else {
-        quote!(())
+        quote!()
     };
     let queue = quote!(#queue_fn());
 
