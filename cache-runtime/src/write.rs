@@ -37,6 +37,11 @@ where
         unreachable!("only named in an `if false` branch")
     }
 
+    /// Whether the entry lives in a store other processes read (Redis, or the tiered store).
+    pub(crate) fn shared(&self) -> bool {
+        self.cached.is_shared()
+    }
+
     /// The key's digest, if the key could be computed.
     pub(crate) fn digest(&self) -> Option<u128> {
         self.key.as_ref().ok().map(|key| key.digest())
