@@ -278,6 +278,11 @@ where
         state.store.clear(&state.ctx).await;
     }
 
+    /// Whether this function's entries live in a store other processes read.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.codec.is_some()
+    }
+
     /// The values of write-behind writes of this function still pending.
     pub(crate) fn overlay(&'static self) -> &'static crate::behind::Overlay<V> {
         &self.state().ctx.overlay

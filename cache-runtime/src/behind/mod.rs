@@ -19,7 +19,10 @@
 //! 5. **End.** The write's overlay value is dropped unless a newer write of the key holds the
 //!    place. A write that failed every attempt drops the key's cached value everywhere (so
 //!    reads fall back to the database) unless a newer write is pending, and is reported to the
-//!    failure handler. Then its permit is returned.
+//!    failure handler. In a shared store (Redis, tiered) a write that succeeded drops the
+//!    entry too, unless a newer write is pending: while it was pending, another process (which
+//!    has no overlay) may have missed, read the database's older value and stored it. Then the
+//!    write's permit is returned.
 //!
 //! So per key, two writes never run at once nor out of order; a read sees the newest accepted
 //! value until the database has it; and the cache is never left holding a value the database
@@ -539,8 +542,10 @@ type Attempt = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 trait Job: Send {
     /// One run of the body.
     fn attempt(&mut self) -> Attempt;
-    /// After the last attempt: the write's overlay value goes; a failed write drops the cached
-    /// value too, unless a newer write of the key is pending.
+    /// After the last attempt: the write's overlay value goes. Unless a newer write of the
+    /// key is pending, a failed write drops the cached value, and so does a written one in a
+    /// shared store, where another process may have cached the database's older value while
+    /// this write was pending.
     fn end(&mut self, written: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
@@ -563,7 +568,7 @@ where
     fn end(&mut self, written: bool) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             let newer = self.target.release(self.seq);
-            if !written && !newer {
+            if !newer && (!written || self.target.shared()) {
                 let target = Arc::clone(&self.target);
                 settle(async move { target.invalidate().await }).await;
             }
