@@ -247,7 +247,9 @@ pub use cache_macros::cache_put;
 /// parameter whose type is the cached function's value type. The body runs after the call has
 /// returned, so every argument is owned and `Clone + Send + 'static` (`Arc<Db>`, not `&Db`),
 /// and cloned for each run. It returns `Result<(), E>` (with `E: Debug`, the text the failure
-/// handler gets) or `()`. It needs a tokio runtime with time enabled.
+/// handler gets) or `()`. Bodies run on a thread of cachette's with a tokio runtime of its own
+/// (keep them async: one that blocks holds up the others), so a write outlives the runtime of
+/// the call that made it.
 ///
 /// Call [`flush`] on a graceful shutdown: it runs every queued write now and returns when all
 /// have ended. Writes still queued when a process crashes are lost (see the README).

@@ -431,13 +431,54 @@ async fn a_full_queue_makes_the_next_call_wait_until_there_is_room() {
         None,
         "a write still waiting for room must not be in the cache"
     );
+    // A caller that gives up while waiting for room leaves nothing behind.
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), write_stalled(500, 500)).await;
+    assert!(gave_up.is_err());
     STALLED_GATE.open();
     tokio::time::timeout(Duration::from_secs(10), call_101)
         .await
         .expect("call 101 never got room")
         .unwrap();
     cachette::flush().await;
-    assert_eq!(STALLED_DB.total_writes(), 101);
+    let written = STALLED_DB
+        .writes
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|k| **k <= 100)
+        .count();
+    assert_eq!(written, 101);
+    assert_eq!(
+        STALLED_DB.read(500),
+        None,
+        "a write that never got room ran"
+    );
+    assert_eq!(stalled(500).await, None);
+}
+
+/// On a current-thread runtime, so that the put's task cannot end before the call is dropped.
+#[tokio::test(flavor = "current_thread")]
+async fn a_caller_that_stops_waiting_after_its_write_was_accepted_loses_nothing() {
+    let _turn = turn().await;
+    STALLED_GATE.open();
+    let queued = write_stalled_stats().queued;
+    // Polled once: accepted, its put under way, then dropped.
+    let dropped = futures::FutureExt::now_or_never(write_stalled(600, 601));
+    assert!(dropped.is_none(), "the call finished in its first poll");
+    assert_eq!(write_stalled_stats().queued, queued + 1);
+    cachette::flush().await;
+    assert_eq!(
+        STALLED_DB.read(600),
+        Some(601),
+        "the database lost the write"
+    );
+    let reads = STALLED_DB.reads.load(Ordering::SeqCst);
+    assert_eq!(stalled(600).await, Some(601));
+    assert_eq!(
+        STALLED_DB.reads.load(Ordering::SeqCst),
+        reads,
+        "the put was lost"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,4 +601,25 @@ async fn with_redis_down_a_read_returns_the_pending_value() {
 async fn write_with_handle(db: Arc<Db>, key: u64, value: u64) -> Result<(), String> {
     db.write(key, value, Duration::ZERO).await;
     Ok(())
+}
+
+/// The caller's runtime ends before the write runs: the write still runs, and `flush` sees it.
+#[test]
+fn a_write_outlives_the_runtime_of_its_caller() {
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _turn = main.block_on(turn());
+    let short_lived = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    short_lived.block_on(write_later(77, 7));
+    drop(short_lived);
+    assert_eq!(
+        main.block_on(cachette::flush_within(Duration::from_secs(5))),
+        0
+    );
+    assert_eq!(LATER_DB.read(77), Some(7));
 }

@@ -13,9 +13,10 @@
 //! 3. **Put.** The value is stored in every tier of the target, in a task of its own so that a
 //!    cancelled caller still finishes it. Puts of one key are ordered by `seq` (an older put
 //!    that comes late is skipped), so the cache ends with the newest accepted value.
-//! 4. **Run.** The lane's runner takes its writes one at a time, in `seq` order: it waits for
-//!    the write's due time (`delay`; skipped while a flush runs) and for its put, then runs the
-//!    body, retrying a failure (an `Err` or a panic) with capped exponential backoff.
+//! 4. **Run.** The lane's runner, a task on cachette's own write-behind thread, takes its
+//!    writes one at a time, in `seq` order: it waits for the write's due time (`delay`;
+//!    skipped while a flush runs) and for its put, then runs the body, retrying a failure (an
+//!    `Err` or a panic) with capped exponential backoff.
 //! 5. **End.** The write's overlay value is dropped unless a newer write of the key holds the
 //!    place. A write that failed every attempt drops the key's cached value everywhere (so
 //!    reads fall back to the database) unless a newer write is pending, and is reported to the
@@ -387,21 +388,7 @@ impl Queue {
         );
         self.outstanding.send_modify(|n| *n += 1);
         drop(lanes);
-        let runner = run_lane(Arc::clone(self), lane_key, Arc::clone(&order));
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(runner);
-            }
-            Err(_) => {
-                // No runtime to run it later: a thread of its own, with one of its own.
-                std::thread::spawn(move || {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_time()
-                        .build()
-                        .map(|rt| rt.block_on(runner))
-                });
-            }
-        }
+        worker().spawn(run_lane(Arc::clone(self), lane_key, Arc::clone(&order)));
         order
     }
 
@@ -498,6 +485,38 @@ async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
         drop(next);
         queue.outstanding.send_modify(|n| *n -= 1);
     }
+}
+
+/// The runtime the lanes run on: one thread of cachette's, started on first use, for the life
+/// of the process. Not the caller's: a write accepted on a runtime that then shuts down (a
+/// test's, a short-lived `block_on`) must still run, and `flush` must still see it end.
+fn worker() -> &'static tokio::runtime::Handle {
+    static WORKER: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    WORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("cachette-write-behind".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => {
+                        let _ = tx.send(Some(runtime.handle().clone()));
+                        runtime.block_on(std::future::pending::<()>());
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "cachette: cannot start the write-behind runtime");
+                        let _ = tx.send(None);
+                    }
+                }
+            });
+        match spawned.ok().and_then(|_| rx.recv().ok()).flatten() {
+            Some(handle) => handle,
+            // Without a thread of our own, the caller's runtime.
+            None => tokio::runtime::Handle::current(),
+        }
+    })
 }
 
 /// Waits out a write's `delay`, unless a flush runs or starts meanwhile.
