@@ -233,8 +233,8 @@ pub use cache_runtime::{
 #[doc(hidden)]
 pub mod __private {
     pub use cache_runtime::{
-        settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, Spec, StoreKind,
-        Target,
+        settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, PutValue, Spec,
+        StoreKind, Target,
     };
     pub use cache_runtime::{Checked, KeyArg, ValueClone, ValueSend, ValueSerde};
 }

@@ -580,7 +580,17 @@ fn constructor(cx: &Cx<'_>) -> TokenStream {
             l1_ttl: #l1_ttl,
         }
     };
-    match args.store {
+    // Each named function is passed where a `fn` pointer of the value's type is expected,
+    // with the user's tokens: a wrong signature is rustc's type error at the user's path.
+    let ttl_from = args
+        .ttl_from
+        .as_ref()
+        .map(|path| quote_spanned!(path.span()=> .ttl_from(#path)));
+    let unless = args
+        .unless
+        .as_ref()
+        .map(|path| quote_spanned!(path.span()=> .unless(#path)));
+    let base = match args.store {
         Store::Memory => quote!(::cachette::__private::CachedFn::new(#spec)),
         Store::Redis | Store::Tiered => {
             let value = &cx.value;
@@ -591,5 +601,6 @@ fn constructor(cx: &Cx<'_>) -> TokenStream {
             let codec = quote!(::cachette::__private::Codec::<#value>::new(#format));
             quote!(::cachette::__private::CachedFn::with_codec(#spec, #codec))
         }
-    }
+    };
+    quote!(#base #ttl_from #unless)
 }

@@ -10,7 +10,7 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::context::Context;
 use crate::key::KeyError;
-use crate::outcome::{Always, Outcome};
+use crate::outcome::{Always, Outcome, Policy};
 use crate::stats::{self, Counters, Stats};
 use crate::store::Store;
 
@@ -93,6 +93,7 @@ pub type CallKey = Result<Key, KeyError>;
 pub struct CachedFn<V> {
     spec: Spec,
     codec: Option<Codec<V>>,
+    policy: Policy<V>,
     owner: OnceLock<&'static str>,
     state: OnceLock<State<V>>,
 }
@@ -112,6 +113,7 @@ where
         Self {
             spec,
             codec: None,
+            policy: Policy::new(spec.ttl),
             owner: OnceLock::new(),
             state: OnceLock::new(),
         }
@@ -122,9 +124,23 @@ where
         Self {
             spec,
             codec: Some(codec),
+            policy: Policy::new(spec.ttl),
             owner: OnceLock::new(),
             state: OnceLock::new(),
         }
+    }
+
+    /// `ttl_from = f`: each value's ttl is `f(value)`, or the function's `ttl` where that is
+    /// `None`. A zero ttl keeps the value out of the cache.
+    pub const fn ttl_from(mut self, f: fn(&V) -> Option<Duration>) -> Self {
+        self.policy = self.policy.ttl_from(f);
+        self
+    }
+
+    /// `unless = f`: a value for which `f(value)` is `true` is returned but not stored.
+    pub const fn unless(mut self, f: fn(&V) -> bool) -> Self {
+        self.policy = self.policy.unless(f);
+        self
     }
 
     /// Names the type whose method this is, so that its namespace reads `Type::method`.
@@ -192,7 +208,7 @@ where
             let Some(key) = state.ctx.usable(key, "calling uncached") else {
                 return load().await;
             };
-            return state.miss(key, self.spec.ttl, load).await;
+            return state.miss(key, load).await;
         }
         Box::pin(self.get_or_load_shared(key, load)).await
     }
@@ -214,7 +230,7 @@ where
             state.ctx.hit(&key);
             return O::from_cached(value);
         }
-        state.miss(key, self.spec.ttl, load).await
+        state.miss(key, load).await
     }
 
     /// [`CachedFn::get_or_load`] for any other return type: every result is stored.
@@ -254,13 +270,20 @@ where
 
     /// Stores `value` as the entry under `key` (write-through), replacing what was there; a
     /// load of it already under way will not store its own value over it. A value that cannot
-    /// be stored (over the size cap, not encodable, Redis unavailable) drops the entry instead.
+    /// be stored (over the size cap, not encodable, Redis unavailable), or that the function's
+    /// options keep out (`unless`, a zero ttl from `ttl_from`), drops the entry instead.
     pub async fn put(&'static self, key: &CallKey, value: &V) {
         let state = self.state();
         let Some(key) = state.ctx.usable(key.as_ref(), "nothing stored") else {
             return;
         };
-        state.store.put(&state.ctx, key, value, self.spec.ttl).await;
+        match state.ctx.policy.admit(value) {
+            Some(ttl) => state.store.put(&state.ctx, key, value, ttl).await,
+            None => {
+                Counters::bump(&state.ctx.counters.declined);
+                state.store.invalidate(&state.ctx, key).await;
+            }
+        }
     }
 
     /// Drops every entry of this function; loads under way will not store their values.
@@ -303,7 +326,7 @@ where
             let clock = config.clock().clone();
             let store = Store::new(&self.spec, self.codec, &namespace, capacity, clock);
             State {
-                ctx: Context::new(namespace),
+                ctx: Context::new(namespace, self.policy),
                 store,
             }
         });
@@ -358,6 +381,7 @@ where
             oversize: Counters::read(&c.oversize),
             l1_hits: c.l1_hits.read(),
             remote_invalidations: Counters::read(&c.remote_invalidations),
+            declined: Counters::read(&c.declined),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::cached_fn::Key;
 use crate::flight::Flights;
+use crate::outcome::Policy;
 use crate::stats::Counters;
 use crate::store::redis::{Redis, StoreError};
 
@@ -12,15 +13,18 @@ pub(crate) struct Context<V> {
     pub(crate) namespace: String,
     pub(crate) flights: Flights<V>,
     pub(crate) counters: Counters,
+    /// Which loaded values are stored, and for how long.
+    pub(crate) policy: Policy<V>,
 }
 
 impl<V> Context<V> {
     /// A function's context, with nothing under way and every counter at zero.
-    pub(crate) fn new(namespace: String) -> Self {
+    pub(crate) fn new(namespace: String, policy: Policy<V>) -> Self {
         Self {
             namespace,
             flights: Flights::default(),
             counters: Counters::default(),
+            policy,
         }
     }
 

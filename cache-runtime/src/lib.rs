@@ -28,4 +28,4 @@ pub use outcome::{Always, Outcome};
 pub use stats::Stats;
 pub use store::tiered::DEFAULT_L1_TTL;
 pub use template::KeyName;
-pub use write::Target;
+pub use write::{PutValue, Target};
