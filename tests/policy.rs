@@ -81,6 +81,7 @@ async fn each_value_lives_the_ttl_it_gives_itself() {
 }
 
 /// A page is partial while the upstream is still filling it: return it, but do not keep it.
+#[allow(clippy::ptr_arg)] // `unless` names a `fn(&V)`
 fn is_partial(page: &Vec<u64>) -> bool {
     page.len() < 3
 }

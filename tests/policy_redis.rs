@@ -52,6 +52,7 @@ async fn ttl_from_sets_each_keys_expiry_in_redis() {
     assert_eq!(lookup_stats().loads, 2);
 }
 
+#[allow(clippy::ptr_arg)] // `unless` names a `fn(&V)`
 fn is_draft(text: &String) -> bool {
     text.starts_with("draft")
 }

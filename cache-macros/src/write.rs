@@ -61,7 +61,12 @@ impl Target {
                 };
                 let target = hidden::target(&last.ident);
                 let args = args.iter().map(|a| quote_spanned!(a.span()=> &(#a)));
-                if path.qself.is_none() && path.path.get_ident().is_some() {
+                if let Some(qself) = &path.qself {
+                    // `<PgStore as UserStore>::get`: the hidden items of a trait method live in
+                    // an inherent impl of the type ([`crate::impls`]).
+                    let ty = &qself.ty;
+                    quote_spanned!(*span=> <#ty>::#target(#(#args),*))
+                } else if path.path.get_ident().is_some() {
                     quote_spanned!(*span=> #path.#target(#(#args),*))
                 } else {
                     let path = with_last(&path.path, target);
@@ -69,6 +74,11 @@ impl Target {
                 }
             }
             Target::All { path } => match path.path.segments.last() {
+                Some(last) if path.qself.is_some() => {
+                    let ty = path.qself.as_ref().map(|q| &q.ty);
+                    let accessor = hidden::cached_fn(&last.ident);
+                    quote!(<#ty>::#accessor())
+                }
                 Some(last) => {
                     let path = with_last(&path.path, hidden::cached_fn(&last.ident));
                     quote!(#path())

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::blocking::block_on;
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::context::Context;
@@ -253,6 +254,45 @@ where
         self.get_or_load_shared(key, move || async move { Always(load().await) })
             .await
             .0
+    }
+
+    /// The rest of a call of a cached sync function (memory store only), after
+    /// [`CachedFn::lookup`] found nothing: `load()` run once per key in this process, the other
+    /// callers of the key blocking until it is done, storing what [`Outcome::cacheable`] picks
+    /// out. A function with a store that keeps bytes runs `load` uncached: the macro refuses
+    /// such a sync function, so this is never reached.
+    pub fn get_or_load_blocking<O, F>(&'static self, key: CallKey, load: F) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> O,
+    {
+        let state = self.state();
+        let Some(key) = state.ctx.usable(key, "calling uncached") else {
+            return load();
+        };
+        if self.codec.is_some() {
+            return load();
+        }
+        state.miss_blocking(key, load)
+    }
+
+    /// [`CachedFn::get_or_load_blocking`] for any other return type: every result is stored.
+    pub fn get_or_load_blocking_always<F>(&'static self, key: CallKey, load: F) -> V
+    where
+        F: FnOnce() -> V,
+    {
+        self.get_or_load_blocking(key, move || Always(load())).0
+    }
+
+    /// [`CachedFn::invalidate`] for a cached sync function, blocking: on the memory store an
+    /// invalidation needs no runtime (see [`crate::blocking`]).
+    pub fn invalidate_blocking(&'static self, key: CallKey) {
+        block_on(self.invalidate(key));
+    }
+
+    /// [`CachedFn::clear`] for a cached sync function, blocking.
+    pub fn clear_blocking(&'static self) {
+        block_on(self.clear());
     }
 
     /// Drops the entry under `key`; a load of it already under way will not store its value.

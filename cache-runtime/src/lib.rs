@@ -3,6 +3,7 @@
 //! parts through `cachette` itself. `ARCHITECTURE.md` at the repository root maps the modules.
 
 mod assert;
+mod blocking;
 mod bus;
 mod cached_fn;
 mod clock;

@@ -1,9 +1,11 @@
 //! The miss path of a call: join the key's load under way or lead one; the leader's lookup
-//! under its flight; the body, run once; the fill.
+//! under its flight; the body, run once; the fill. A cached sync function takes the same path
+//! on the memory store, waiting for the leader by parking its thread ([`crate::blocking`]).
 
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::blocking::block_on;
 use crate::cached_fn::{Key, State};
 use crate::flight::{self, FlightGuard, Landing, LoadErrorGuard, Role};
 use crate::outcome::Outcome;
@@ -127,6 +129,65 @@ where
                 guard.land_outcome(&outcome);
                 if let Some(ttl) = admitted {
                     self.store.fill(&self.ctx, key, value, ttl, guard).await;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The miss path of a cached sync function on the memory store: the same flights, ttl,
+    /// policy and counters as [`State::miss`], with a blocking wait for the leader. A leader
+    /// that fails, panics or unwinds releases its waiters (its guard drops), and each runs its
+    /// own body then, as async callers do.
+    pub(crate) fn miss_blocking<O, F>(&'static self, key: Key, load: F) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> O,
+    {
+        self.ctx.miss(&key);
+        let rx = match self.ctx.flights.join_or_lead(key.digest()) {
+            Role::Lead(mut guard) => {
+                // A load that ended since the caller's lookup has filled the store.
+                let memory = self.store.memory();
+                if let Some(value) = memory.and_then(|m| m.get(key.digest())) {
+                    guard.land(|| Landing::Done(value.clone()));
+                    return O::from_cached(value);
+                }
+                return self.run_blocking(&key, Some(guard), load);
+            }
+            Role::Wait(rx) => rx,
+        };
+        if let Some((value, _)) = block_on(flight::wait(rx)) {
+            return O::from_cached(value);
+        }
+        let guard = self.ctx.flights.lead_if_free(key.digest());
+        self.run_blocking(&key, guard, load)
+    }
+
+    /// [`State::run`] for a sync body, storing in memory (the one store of sync functions).
+    fn run_blocking<O, F>(
+        &'static self,
+        key: &Key,
+        guard: Option<FlightGuard<'static, V>>,
+        load: F,
+    ) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> O,
+    {
+        Counters::bump(&self.ctx.counters.loads);
+        let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
+        let outcome = load();
+        if let Some(value) = outcome.cacheable() {
+            error_guard.0 = None;
+            let admitted = self.ctx.policy.admit(value);
+            if admitted.is_none() {
+                Counters::bump(&self.ctx.counters.declined);
+            }
+            if let Some(mut guard) = guard {
+                guard.land_outcome(&outcome);
+                if let (Some(ttl), Some(memory)) = (admitted, self.store.memory()) {
+                    memory.insert(key.digest(), value.clone(), ttl, || guard.current());
                 }
             }
         }
