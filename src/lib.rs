@@ -219,8 +219,39 @@
 /// # Where it works
 ///
 /// Free functions of any visibility, and methods taking `&self`, `&mut self` or
-/// `self: Arc<Self>` in inherent `impl` blocks. A generic function works when its type
-/// parameters appear only in skipped arguments.
+/// `self: Arc<Self>` in inherent `impl` blocks. Associated functions without `self`, and the
+/// methods of trait impls (`async fn` in traits), need the block marked [`cached_impl`]. A
+/// generic function works when its type parameters appear only in skipped arguments.
+///
+/// # Sync functions
+///
+/// A sync `fn` is cached on the memory store, with the same single-flight: the callers of a key
+/// being loaded block (their thread parks) until the load ends, and a load that fails or
+/// panics releases them, each to run its own body. Inside a tokio runtime or not; a caller on
+/// a runtime thread holds that thread while it waits, as any blocking call does. Its
+/// `f_invalidate` and `f_clear` are sync too; write paths naming it are `async fn`s as usual.
+///
+/// ```
+/// use cachette::cached;
+///
+/// #[cached(ttl = "5m")]
+/// fn parse_config(text: &str) -> Result<Vec<String>, String> {
+///     Ok(text.split(',').map(str::to_owned).collect()) // slow parsing, in real life
+/// }
+///
+/// assert_eq!(parse_config("a,b").unwrap().len(), 2);
+/// assert_eq!(parse_config("a,b").unwrap().len(), 2);
+/// assert_eq!(parse_config_stats().hits, 1);
+/// parse_config_invalidate("a,b"); // no `.await`
+/// ```
+///
+/// Redis is reached through an async client, so the shared stores need an `async fn`:
+///
+/// ```compile_fail
+/// # use cachette::cached;
+/// #[cached(ttl = 60, store = "redis")] // error: write `async fn` to use `store = "redis"`
+/// fn parse(text: &str) -> usize { text.len() }
+/// ```
 pub use cache_macros::cached;
 
 /// Lets `#[cached]` work on the functions of an `impl` block it marks: associated functions

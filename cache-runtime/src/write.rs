@@ -60,6 +60,7 @@ pub trait PutValue<V> {
     fn entry(&self) -> Option<V>;
 }
 
+#[diagnostic::do_not_recommend]
 impl<V: Clone> PutValue<V> for V {
     #[inline]
     fn entry(&self) -> Option<V> {
@@ -67,6 +68,7 @@ impl<V: Clone> PutValue<V> for V {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<V: Clone> PutValue<V> for Option<V> {
     #[inline]
     fn entry(&self) -> Option<V> {
