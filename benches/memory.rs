@@ -3,7 +3,9 @@
 //! * Group `hit`: the latency of a call whose key is warm, for a `u64` argument and a ~100-byte
 //!   `String` value, against a bare `DashMap` lookup (the floor), `moka::future::Cache` and the
 //!   `cached` crate's async proc macro. `hit/dashmap_raw_async` is the bare lookup in an
-//!   `async fn` awaited by the same harness as the async caches.
+//!   `async fn` awaited by the same harness as the async caches. `hit/cachette_sync` is a
+//!   sync `#[cachette::cached] fn`, against the `cached` crate's sync proc macro
+//!   (`hit/cached_crate_sync`) and the bare lookup.
 //! * The same comparison hand-timed and interleaved (after the criterion groups): every variant
 //!   runs a block of calls per round, in an order that rotates, and the ratios the targets are
 //!   about are taken round by round, with their quartiles. On a shared machine this is the
@@ -71,6 +73,18 @@ async fn hit_cached_crate(id: u64) -> String {
     value(id)
 }
 
+/// The same function, sync: the memory store's sync path.
+#[cachette::cached(ttl = 3600)]
+fn hit_cachette_sync(id: u64) -> String {
+    value(id)
+}
+
+/// The `cached` crate's sync memoization with an LRU of 10 000 entries.
+#[cached::proc_macro::cached(size = 10000)]
+fn hit_cached_crate_sync(id: u64) -> String {
+    value(id)
+}
+
 const WARM: u64 = 42;
 
 async fn dashmap_get(map: &DashMap<u64, String>, id: u64) -> Option<String> {
@@ -115,6 +129,20 @@ fn hit(c: &mut Criterion) {
         b.to_async(&rt).iter(|| hit_cached_crate(black_box(WARM)));
     });
 
+    hit_cachette_sync(WARM);
+    group.bench_function("cachette_sync", |b| {
+        b.iter(|| hit_cachette_sync(black_box(WARM)));
+    });
+    assert_eq!(
+        hit_cachette_sync_stats().loads,
+        1,
+        "every measured call hit"
+    );
+    hit_cached_crate_sync(WARM);
+    group.bench_function("cached_crate_sync", |b| {
+        b.iter(|| hit_cached_crate_sync(black_box(WARM)));
+    });
+
     group.finish();
 }
 
@@ -132,6 +160,8 @@ fn hit_interleaved(calls: usize, rounds: usize) {
         moka.insert(WARM, value(WARM)).await;
         moka.run_pending_tasks().await;
     });
+    hit_cachette_sync(WARM);
+    hit_cached_crate_sync(WARM);
     let variants: Vec<(&str, Block<'_>)> = vec![
         ("cachette", block(&rt, || hit_cachette(black_box(WARM)))),
         (
@@ -147,6 +177,14 @@ fn hit_interleaved(calls: usize, rounds: usize) {
             "cached_crate",
             block(&rt, || hit_cached_crate(black_box(WARM))),
         ),
+        (
+            "cachette_sync",
+            block_sync(|| hit_cachette_sync(black_box(WARM))),
+        ),
+        (
+            "cached_crate_sync",
+            block_sync(|| hit_cached_crate_sync(black_box(WARM))),
+        ),
     ];
     let ns = interleaved(&variants, calls, rounds);
     println!(
@@ -160,7 +198,18 @@ fn hit_interleaved(calls: usize, rounds: usize) {
     ratio_line("cachette / dashmap_raw_async", &ns[0], &ns[2]);
     ratio_line("cachette / moka (target < 1)", &ns[0], &ns[3]);
     ratio_line("cachette / cached_crate (target < 1)", &ns[0], &ns[4]);
+    ratio_line("cachette_sync / dashmap_raw", &ns[5], &ns[1]);
+    ratio_line(
+        "cachette_sync / cached_crate_sync (target < 1)",
+        &ns[5],
+        &ns[6],
+    );
     assert_eq!(hit_cachette_stats().loads, 1, "every measured call hit");
+    assert_eq!(
+        hit_cachette_sync_stats().loads,
+        1,
+        "every measured call hit"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
