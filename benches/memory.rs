@@ -3,7 +3,9 @@
 //! * Group `hit`: the latency of a call whose key is warm, for a `u64` argument and a ~100-byte
 //!   `String` value, against a bare `DashMap` lookup (the floor), `moka::future::Cache` and the
 //!   `cached` crate's async proc macro. `hit/dashmap_raw_async` is the bare lookup in an
-//!   `async fn` awaited by the same harness as the async caches.
+//!   `async fn` awaited by the same harness as the async caches. `hit/cachette_sync` is a
+//!   sync `#[cachette::cached] fn`, against the `cached` crate's sync proc macro
+//!   (`hit/cached_crate_sync`) and the bare lookup.
 //! * The same comparison hand-timed and interleaved (after the criterion groups): every variant
 //!   runs a block of calls per round, in an order that rotates, and the ratios the targets are
 //!   about are taken round by round, with their quartiles. On a shared machine this is the
@@ -20,7 +22,9 @@
 //!     inserts and evicts. The `DashMap` here keeps an insertion-order queue under a mutex and
 //!     drops the oldest key past 10 000 (FIFO), since a bare `DashMap` has no bound;
 //!   - `hit_tasks`: the throughput (ops/s) of 64 tasks on a multi-thread runtime with 2
-//!     workers, all hitting 1 000 warm keys.
+//!     workers, all hitting 1 000 warm keys;
+//!   - `hit_threads`: the same for sync functions, from 4 threads, against the `cached`
+//!     crate's sync proc macro and a bare `DashMap` lookup.
 //!
 //!   The warm hit from one task is the `hit` comparison above.
 //! * The Zipf report (not timed): the hit ratio of a 10 000-entry cache on a Zipf(1.0) trace of
@@ -71,7 +75,107 @@ async fn hit_cached_crate(id: u64) -> String {
     value(id)
 }
 
+/// The same function, sync: the memory store's sync path.
+#[cachette::cached(ttl = 3600)]
+fn hit_cachette_sync(id: u64) -> String {
+    value(id)
+}
+
+/// The `cached` crate's sync memoization with an LRU of 10 000 entries.
+#[cached::proc_macro::cached(size = 10000)]
+fn hit_cached_crate_sync(id: u64) -> String {
+    value(id)
+}
+
 const WARM: u64 = 42;
+
+/// The sync functions of `hit_threads`, over their own warm keys.
+#[cachette::cached(ttl = 3600)]
+fn threads_cachette(id: u64) -> String {
+    value(id)
+}
+
+#[cached::proc_macro::cached(size = 10000)]
+fn threads_cached_crate(id: u64) -> String {
+    value(id)
+}
+
+/// The threads of `hit_threads`.
+const THREADS: usize = 4;
+
+/// A sync variant run by `threads` threads, timed from the first spawn to the last join: the
+/// block's `n` calls are split evenly between them, and the calls get the arguments `0..n`,
+/// each once. The ns per call it yields is the inverse of the throughput.
+fn block_threads<'a, T>(threads: usize, op: impl Fn(u64) -> T + Sync + 'a) -> Block<'a> {
+    Box::new(move |n| {
+        let per = n / threads;
+        let op = &op;
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                s.spawn(move || {
+                    for i in (t * per)..((t + 1) * per) {
+                        black_box(op(i as u64));
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    })
+}
+
+/// Sync hits from `THREADS` threads over `MT_KEYS` warm keys, interleaved: cachette's sharded
+/// read path against the `cached` crate's one mutex and a bare `DashMap`.
+fn hit_threads_interleaved(calls: usize, rounds: usize) {
+    let map: DashMap<u64, String> = DashMap::new();
+    for id in 0..MT_KEYS {
+        threads_cachette(id);
+        threads_cached_crate(id);
+        map.insert(id, value(id));
+    }
+    let variants: Vec<(&str, Block<'_>)> = vec![
+        (
+            "cachette_sync",
+            block_threads(THREADS, |i| threads_cachette(i % MT_KEYS)),
+        ),
+        (
+            "dashmap",
+            block_threads(THREADS, |i| map.get(&(i % MT_KEYS)).map(|v| v.clone())),
+        ),
+        (
+            "cached_crate_sync",
+            block_threads(THREADS, |i| threads_cached_crate(i % MT_KEYS)),
+        ),
+    ];
+    let ns = interleaved(&variants, calls, rounds);
+    let ops: Vec<Vec<f64>> = ns
+        .iter()
+        .map(|round| round.iter().map(|ns| 1e9 / ns).collect())
+        .collect();
+    println!(
+        "-- hit_threads: sync hits from {THREADS} threads over {MT_KEYS} warm keys; hand-timed and \
+         interleaved, {rounds} rounds of {calls} calls per variant; per variant the median ops/s, \
+         per ratio the median [quartiles] of the per-round ratios"
+    );
+    for ((name, _), samples) in variants.iter().zip(&ops) {
+        println!("{name:<20} {:>10.0} ops/s", median(samples.clone()));
+    }
+    ratio_line(
+        "cachette_sync / dashmap, ops/s (higher is better)",
+        &ops[0],
+        &ops[1],
+    );
+    ratio_line(
+        "cachette_sync / cached_crate_sync, ops/s (higher is better)",
+        &ops[0],
+        &ops[2],
+    );
+    assert_eq!(
+        threads_cachette_stats().loads,
+        MT_KEYS,
+        "every measured call hit"
+    );
+}
 
 async fn dashmap_get(map: &DashMap<u64, String>, id: u64) -> Option<String> {
     map.get(&id).map(|v| v.clone())
@@ -115,6 +219,20 @@ fn hit(c: &mut Criterion) {
         b.to_async(&rt).iter(|| hit_cached_crate(black_box(WARM)));
     });
 
+    hit_cachette_sync(WARM);
+    group.bench_function("cachette_sync", |b| {
+        b.iter(|| hit_cachette_sync(black_box(WARM)));
+    });
+    assert_eq!(
+        hit_cachette_sync_stats().loads,
+        1,
+        "every measured call hit"
+    );
+    hit_cached_crate_sync(WARM);
+    group.bench_function("cached_crate_sync", |b| {
+        b.iter(|| hit_cached_crate_sync(black_box(WARM)));
+    });
+
     group.finish();
 }
 
@@ -132,6 +250,8 @@ fn hit_interleaved(calls: usize, rounds: usize) {
         moka.insert(WARM, value(WARM)).await;
         moka.run_pending_tasks().await;
     });
+    hit_cachette_sync(WARM);
+    hit_cached_crate_sync(WARM);
     let variants: Vec<(&str, Block<'_>)> = vec![
         ("cachette", block(&rt, || hit_cachette(black_box(WARM)))),
         (
@@ -147,6 +267,14 @@ fn hit_interleaved(calls: usize, rounds: usize) {
             "cached_crate",
             block(&rt, || hit_cached_crate(black_box(WARM))),
         ),
+        (
+            "cachette_sync",
+            block_sync(|| hit_cachette_sync(black_box(WARM))),
+        ),
+        (
+            "cached_crate_sync",
+            block_sync(|| hit_cached_crate_sync(black_box(WARM))),
+        ),
     ];
     let ns = interleaved(&variants, calls, rounds);
     println!(
@@ -160,7 +288,18 @@ fn hit_interleaved(calls: usize, rounds: usize) {
     ratio_line("cachette / dashmap_raw_async", &ns[0], &ns[2]);
     ratio_line("cachette / moka (target < 1)", &ns[0], &ns[3]);
     ratio_line("cachette / cached_crate (target < 1)", &ns[0], &ns[4]);
+    ratio_line("cachette_sync / dashmap_raw", &ns[5], &ns[1]);
+    ratio_line(
+        "cachette_sync / cached_crate_sync (target < 1)",
+        &ns[5],
+        &ns[6],
+    );
     assert_eq!(hit_cachette_stats().loads, 1, "every measured call hit");
+    assert_eq!(
+        hit_cachette_sync_stats().loads,
+        1,
+        "every measured call hit"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,10 +714,12 @@ fn main() {
         miss_room_interleaved(10_000, 31);
         miss_full_interleaved(10_000, 31);
         hit_tasks_interleaved(256_000, 31);
+        hit_threads_interleaved(256_000, 31);
     } else {
         hit_interleaved(100, 3);
         miss_room_interleaved(100, 3);
         miss_full_interleaved(100, 3);
         hit_tasks_interleaved(256, 3);
+        hit_threads_interleaved(256, 3);
     }
 }

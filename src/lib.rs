@@ -133,6 +133,77 @@
 /// async fn page(id: u64, page: u32) -> String { String::new() }
 /// ```
 ///
+/// ## `ttl_from = path`
+/// Names a `fn(&V) -> Option<Duration>` (`V` is the stored value: `T` of `Result<T, E>` or
+/// `Option<T>`, the whole `Option` with `cache_none = true`) that gives each value its own
+/// ttl: a token's own expiry, a negative answer kept shorter. `None` leaves the value the
+/// attribute's `ttl`; a zero ttl keeps it out of the cache (counted in
+/// [`Stats::declined`]). Every store applies it: the memory store's entry, Redis's
+/// `SET … PX`, and the tiered store's memory tier, which keeps a value no longer than
+/// `l1_ttl`. Name a free function or a `Type::function` (not `Self::…`).
+///
+/// ```
+/// use std::time::Duration;
+/// use cachette::cached;
+///
+/// /// Misses are remembered for 5 s, answers for the attribute's 10 minutes.
+/// fn shorter_when_missing(found: &Option<String>) -> Option<Duration> {
+///     found.is_none().then_some(Duration::from_secs(5))
+/// }
+///
+/// #[cached(ttl = "10m", cache_none = true, ttl_from = shorter_when_missing)]
+/// async fn find(id: u64) -> Option<String> {
+///     (id < 10).then(|| format!("user {id}"))
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(find(99).await, None);
+/// # }
+/// ```
+///
+/// A function of another type is rustc's type error at your path:
+///
+/// ```compile_fail
+/// # use std::time::Duration;
+/// # use cachette::cached;
+/// fn ttl(found: &String) -> Duration { Duration::from_secs(5) } // not an Option<Duration>
+///
+/// #[cached(ttl = 60, ttl_from = ttl)] // error: expected fn pointer, found fn item
+/// async fn find(id: u64) -> Option<String> { None }
+/// ```
+///
+/// ## `unless = path`
+/// Names a `fn(&V) -> bool`: a value it returns `true` for is returned to the caller (and to
+/// the callers waiting on the same key's load) but not stored, so the next call loads again.
+/// Each such value is counted in [`Stats::declined`]. A `#[cache_put]` of such a value drops
+/// the entry instead.
+///
+/// ```
+/// use cachette::cached;
+///
+/// fn is_partial(page: &Vec<u64>) -> bool {
+///     page.len() < 100
+/// }
+///
+/// #[cached(ttl = "1m", unless = is_partial)]
+/// async fn page(n: u64) -> Vec<u64> {
+///     (0..n).collect() // an upstream still filling the page, in real life
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// page(3).await;
+/// page(3).await;
+/// assert_eq!(page_stats().loads, 2); // a partial page is not kept
+/// assert_eq!(page_stats().declined, 2);
+/// # }
+/// ```
+///
+/// ```compile_fail
+/// # use cachette::cached;
+/// #[cached(unless = "partial")] // error: `unless` names a function
+/// async fn page(n: u64) -> Vec<u64> { Vec::new() }
+/// ```
+///
 /// # Companions
 ///
 /// Beside `f`, the attribute defines, with `f`'s visibility:
@@ -148,9 +219,118 @@
 /// # Where it works
 ///
 /// Free functions of any visibility, and methods taking `&self`, `&mut self` or
-/// `self: Arc<Self>` in inherent `impl` blocks. A generic function works when its type
-/// parameters appear only in skipped arguments.
+/// `self: Arc<Self>` in inherent `impl` blocks. Associated functions without `self`, and the
+/// methods of trait impls (`async fn` in traits), need the block marked [`cached_impl`]. A
+/// generic function works when its type parameters appear only in skipped arguments.
+///
+/// # Sync functions
+///
+/// A sync `fn` is cached on the memory store, with the same single-flight: the callers of a key
+/// being loaded block (their thread parks) until the load ends, and a load that fails or
+/// panics releases them, each to run its own body. Inside a tokio runtime or not; a caller on
+/// a runtime thread holds that thread while it waits, as any blocking call does. Its
+/// `f_invalidate` and `f_clear` are sync too; write paths naming it are `async fn`s as usual.
+///
+/// ```
+/// use cachette::cached;
+///
+/// #[cached(ttl = "5m")]
+/// fn parse_config(text: &str) -> Result<Vec<String>, String> {
+///     Ok(text.split(',').map(str::to_owned).collect()) // slow parsing, in real life
+/// }
+///
+/// assert_eq!(parse_config("a,b").unwrap().len(), 2);
+/// assert_eq!(parse_config("a,b").unwrap().len(), 2);
+/// assert_eq!(parse_config_stats().hits, 1);
+/// parse_config_invalidate("a,b"); // no `.await`
+/// ```
+///
+/// Redis is reached through an async client, so the shared stores need an `async fn`:
+///
+/// ```compile_fail
+/// # use cachette::cached;
+/// #[cached(ttl = 60, store = "redis")] // error: write `async fn` to use `store = "redis"`
+/// fn parse(text: &str) -> usize { text.len() }
+/// ```
 pub use cache_macros::cached;
+
+/// Lets `#[cached]` work on the functions of an `impl` block it marks: associated functions
+/// without `self`, and the methods of a trait impl.
+///
+/// `#[cached]` alone cannot see the block around a function. On a free function its
+/// companions are free functions; on a method (it has `self`) they are associated functions.
+/// An associated function without `self`, and any function of a trait impl (which may hold
+/// only the trait's items), need the block marked:
+///
+/// - in an inherent impl, the companions are associated functions beside the function:
+///   `Repo::find_invalidate(id)`, `Self::find_stats()`;
+/// - in a trait impl, the function stays in the trait impl and its companions go to an
+///   inherent impl of the type, `pub(crate)`: `PgStore::get_stats()`. Two cached trait
+///   methods of one type therefore need different names.
+///
+/// Write paths name the function through its type: `Repo::find(id)` or `Self::find(id)`,
+/// and for a trait method `PgStore::get(self, id)`, `Self::get(self, id)` or
+/// `<PgStore as UserStore>::get(self, id)`. Functions of the block without `#[cached]` are
+/// left as written. Traits with `async fn` need Rust 1.75 (the crate needs 1.80).
+///
+/// ```
+/// use cachette::{cached, cached_impl, invalidates};
+///
+/// trait UserStore {
+///     async fn name(&self, id: u64) -> Option<String>;
+/// }
+///
+/// struct PgStore;
+///
+/// #[cached_impl]
+/// impl UserStore for PgStore {
+///     #[cached(ttl = "5m")]
+///     async fn name(&self, id: u64) -> Option<String> {
+///         Some(format!("user {id}")) // a query, in real life
+///     }
+/// }
+///
+/// struct Repo;
+///
+/// #[cached_impl]
+/// impl Repo {
+///     #[cached(ttl = "5m")]
+///     async fn find(id: u64) -> Option<String> {
+///         Some(format!("row {id}"))
+///     }
+/// }
+///
+/// #[invalidates(PgStore::name(store, id), Repo::find(id))]
+/// async fn rename(store: &PgStore, id: u64) -> Result<(), String> {
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = PgStore;
+/// assert_eq!(store.name(1).await.as_deref(), Some("user 1"));
+/// assert_eq!(store.name(1).await.as_deref(), Some("user 1"));
+/// assert_eq!(PgStore::name_stats().hits, 1);
+/// assert_eq!(Repo::find(2).await.as_deref(), Some("row 2"));
+/// rename(&store, 1).await.unwrap();
+/// # }
+/// ```
+///
+/// Without the mark, a trait impl refuses the companions:
+///
+/// ```compile_fail
+/// # use cachette::cached;
+/// trait UserStore {
+///     async fn name(&self, id: u64) -> Option<String>;
+/// }
+/// struct PgStore;
+///
+/// impl UserStore for PgStore {
+///     #[cached] // error: method `name_uncached` is not a member of trait `UserStore`
+///     async fn name(&self, id: u64) -> Option<String> { None }
+/// }
+/// ```
+pub use cache_macros::cached_impl;
 
 /// Drops cached entries when a write path succeeds.
 ///
@@ -200,9 +380,14 @@ pub use cache_macros::invalidates;
 
 /// Stores a write path's returned value as a cached entry (write-through).
 ///
-/// On a function returning `Result<T, E>` (stores `Ok`), `Option<T>` (stores `Some`) or `T`,
-/// the value replaces the entry of the named call in every tier, and other processes' memory
-/// tiers drop their copy. The value's type must be the cached function's.
+/// On a function returning `Result<T, E>` (on `Ok`) or anything else (always), the returned
+/// value replaces the entry of the named call in every tier, and other processes' memory
+/// tiers drop their copy. The value is the cached function's stored value `V`, or an
+/// `Option<V>` whose `None` drops the entry: so a target returning `Option<User>` is written
+/// through by a mutator returning `Result<Option<User>, E>` (or `Option<User>`) in its own
+/// shape, `Some` stored and `None` (the user is gone) dropped. With `cache_none = true` the
+/// stored value is the whole `Option`, and a `None` is stored as the answer. A value the
+/// target's `unless` declines (or `ttl_from` gives a zero ttl) drops the entry.
 ///
 /// ```
 /// use cachette::{cache_put, cached};
@@ -222,6 +407,39 @@ pub use cache_macros::invalidates;
 /// set_email(7, "ada@example.com").await.unwrap();
 /// assert_eq!(email(7).await, "ada@example.com");
 /// # }
+/// ```
+///
+/// A target returning `Option<T>`, written through in its own shape:
+///
+/// ```
+/// use cachette::{cache_put, cached};
+///
+/// #[cached]
+/// async fn nickname(id: u64) -> Option<String> {
+///     None // a lookup, in real life
+/// }
+///
+/// #[cache_put(nickname(id))]
+/// async fn set_nickname(id: u64, nick: Option<&str>) -> Result<Option<String>, String> {
+///     Ok(nick.map(str::to_owned)) // `None`: the nickname was removed
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// set_nickname(1, Some("ada")).await.unwrap();
+/// assert_eq!(nickname(1).await.as_deref(), Some("ada"));
+/// set_nickname(1, None).await.unwrap(); // drops the entry
+/// assert_eq!(nickname_stats().entries, 0);
+/// # }
+/// ```
+///
+/// ```compile_fail
+/// # use cachette::{cache_put, cached};
+/// #[cached]
+/// async fn nickname(id: u64) -> Option<String> { None }
+///
+/// #[cache_put(nickname(id))] // error: the entry is a `String`
+/// async fn set_nickname(id: u64) -> Result<u64, String> { Ok(id) }
 /// ```
 pub use cache_macros::cache_put;
 
@@ -321,8 +539,8 @@ pub use cache_runtime::{
 #[doc(hidden)]
 pub mod __private {
     pub use cache_runtime::{
-        settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, Spec, StoreKind,
-        Target,
+        settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, PutValue, Spec,
+        StoreKind, Target,
     };
     pub use cache_runtime::{
         BehindArg, BehindSpec, BodyResult, WriteBehind, DEFAULT_CAPACITY, DEFAULT_RETRIES,

@@ -9,8 +9,8 @@ use syn::{Expr, ExprLit, Ident, Lit, LitStr, Meta, Token};
 use crate::ctxt::Errors;
 
 /// The options `#[cached]` accepts, in the order the error for an unknown one lists them.
-const OPTIONS: &str =
-    "`ttl`, `skip`, `name`, `version`, `capacity`, `cache_none`, `store`, `format`, `key`, `l1_ttl`";
+const OPTIONS: &str = "`ttl`, `skip`, `name`, `version`, `capacity`, `cache_none`, `store`, \
+                       `format`, `key`, `l1_ttl`, `ttl_from`, `unless`";
 
 /// `store = "…"`.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +49,10 @@ pub(crate) struct CachedArgs {
     pub(crate) version_span: Option<Span>,
     /// Milliseconds, and where it was written.
     pub(crate) l1_ttl: Option<(u64, Span)>,
+    /// `ttl_from = path`: a `fn(&V) -> Option<Duration>`.
+    pub(crate) ttl_from: Option<syn::ExprPath>,
+    /// `unless = path`: a `fn(&V) -> bool`.
+    pub(crate) unless: Option<syn::ExprPath>,
 }
 
 /// Parses `#[cached(...)]`'s arguments; each mistake is reported, and the rest still parsed.
@@ -203,6 +207,22 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
                     }
                 }
             }
+            "ttl_from" => {
+                out.ttl_from = function(
+                    &meta,
+                    "`ttl_from` names a function giving each value its ttl, \
+                     `fn(&V) -> Option<Duration>`: `ttl_from = token_ttl`",
+                    errors,
+                );
+            }
+            "unless" => {
+                out.unless = function(
+                    &meta,
+                    "`unless` names a function saying which values not to store, \
+                     `fn(&V) -> bool`: `unless = is_partial`",
+                    errors,
+                );
+            }
             _ => errors.at(
                 ident.span(),
                 format!("unknown option `{option}`; expected one of {OPTIONS}"),
@@ -210,6 +230,23 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> CachedArgs {
         }
     }
     out
+}
+
+/// The path of `option = path::to::function`, or an error saying to write one.
+fn function(meta: &Meta, help: &str, errors: &mut Errors) -> Option<syn::ExprPath> {
+    match meta {
+        Meta::NameValue(nv) => match &nv.value {
+            Expr::Path(path) => Some(path.clone()),
+            other => {
+                errors.at(other.span(), help);
+                None
+            }
+        },
+        _ => {
+            errors.at(meta.span(), help);
+            None
+        }
+    }
 }
 
 /// The literal of `option = literal`, or an error saying to write one.

@@ -10,12 +10,20 @@ use crate::attr::{CachedArgs, Store};
 use crate::ctxt::Errors;
 use crate::template::{self, Piece};
 
-/// `#[cached]` caches an `async fn`; the error sits on the `fn` token.
-pub(crate) fn asyncness(sig: &Signature, errors: &mut Errors) {
-    if sig.asyncness.is_none() {
+/// A sync function is cached on the memory store only: Redis is reached through an async
+/// client. The error sits on the `fn` token, and says both ways out.
+pub(crate) fn asyncness(sig: &Signature, args: &CachedArgs, errors: &mut Errors) {
+    if sig.asyncness.is_none() && args.store != Store::Memory {
+        let store = if args.store == Store::Redis {
+            "redis"
+        } else {
+            "tiered"
+        };
         errors.at(
             sig.fn_token.span,
-            "#[cached] caches async functions: write `async fn`",
+            format!(
+                "#[cached] caches a sync function on the memory store only: write `async fn` to use `store = \"{store}\"`, or leave `store` out to cache it in memory"
+            ),
         );
     }
 }

@@ -15,6 +15,21 @@ use crate::ctxt::Errors;
 use crate::hidden;
 use crate::template::{self, Piece};
 
+/// Where a `#[cached]` function is written, as far as the expansion knows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Under `#[cached]` alone: a free function, or a method (its receiver says it is one).
+    Unknown,
+    /// In an `impl` block, told by `#[cached_impl]` (see [`crate::impls`]).
+    Impl { trait_impl: bool },
+}
+
+/// What `#[cached]` writes for one function: the function itself, and the items beside it.
+pub(crate) struct Expanded {
+    pub(crate) wrapper: TokenStream,
+    pub(crate) siblings: TokenStream,
+}
+
 /// `#[cached(args)] item`, errors included: on error the function is emitted as written, beside
 /// the errors, so one mistake does not bury the file in "cannot find function" noise.
 pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -23,19 +38,28 @@ pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(_) => {
             let err = syn::Error::new(
                 Span::call_site(),
-                "#[cached] goes on an `async fn`, free or in an inherent `impl` block",
+                "#[cached] goes on an `async fn`, free or in an `impl` block",
             );
             return with_error(item, err);
         }
     };
+    let Expanded { wrapper, siblings } = cached_in(args, func, Place::Unknown);
+    quote!(#wrapper #siblings)
+}
+
+/// [`cached`] for a function already parsed, written in `place`.
+pub(crate) fn cached_in(args: TokenStream, func: ItemFn, place: Place) -> Expanded {
     let mut errors = Errors::default();
     let args = attr::parse(args, &mut errors);
-    check::asyncness(&func.sig, &mut errors);
+    check::asyncness(&func.sig, &args, &mut errors);
     let model = Function::from_fn(&func, &args, &mut errors);
     let template = check::cached(&func, &args, &model, &mut errors);
     match errors.finish() {
-        Ok(()) => expand(&Cx::new(&func, &args, &model, template.as_deref())),
-        Err(err) => with_error(func.into_token_stream(), err),
+        Ok(()) => expand(&Cx::new(&func, &args, &model, template.as_deref(), place)),
+        Err(err) => Expanded {
+            wrapper: with_error(func.into_token_stream(), err),
+            siblings: TokenStream::new(),
+        },
     }
 }
 
@@ -59,6 +83,11 @@ struct Cx<'a> {
     key_fn: TokenStream,
     /// The stored value's type as generated code names it: [`checked_value`].
     value: TokenStream,
+    /// In an `impl` block: the items beside it are associated, reached through `Self::`.
+    assoc: bool,
+    /// The visibility of the items beside the function: the function's own, or `pub(crate)`
+    /// for a trait method (whose items go to an inherent impl).
+    vis: syn::Visibility,
 }
 
 impl<'a> Cx<'a> {
@@ -67,11 +96,17 @@ impl<'a> Cx<'a> {
         args: &'a CachedArgs,
         model: &'a Function,
         template: Option<&'a [Piece]>,
+        place: Place,
     ) -> Self {
         let ident = &func.sig.ident;
         let accessor = hidden::cached_fn(ident);
         let key = hidden::key(ident);
-        let (access, key_fn) = if model.method {
+        let assoc = model.method || place != Place::Unknown;
+        let vis = match place {
+            Place::Impl { trait_impl: true } => syn::parse_quote!(pub(crate)),
+            _ => func.vis.clone(),
+        };
+        let (access, key_fn) = if assoc {
             (quote!(Self::#accessor()), quote!(Self::#key))
         } else {
             (quote!(#accessor()), quote!(#key))
@@ -85,6 +120,8 @@ impl<'a> Cx<'a> {
             access,
             key_fn,
             value: checked_value(model, args),
+            assoc,
+            vis,
         }
     }
 
@@ -147,7 +184,7 @@ fn is_shared(attr: &Attribute) -> bool {
 }
 
 /// Every item `#[cached]` writes, in order.
-fn expand(cx: &Cx<'_>) -> TokenStream {
+fn expand(cx: &Cx<'_>) -> Expanded {
     let wrapper = wrapper(cx);
     let uncached = uncached(cx);
     let companions = companions(cx);
@@ -155,14 +192,16 @@ fn expand(cx: &Cx<'_>) -> TokenStream {
     let target_trait = target_trait(cx);
     let key = key_fn(cx);
     let cached_fn = cached_fn(cx);
-    quote! {
-        #wrapper
-        #uncached
-        #companions
-        #target
-        #target_trait
-        #key
-        #cached_fn
+    Expanded {
+        wrapper,
+        siblings: quote! {
+            #uncached
+            #companions
+            #target
+            #target_trait
+            #key
+            #cached_fn
+        },
     }
 }
 
@@ -182,6 +221,8 @@ fn wrapper(cx: &Cx<'_>) -> TokenStream {
     let names = cx.model.params.iter().map(|p| &p.ident);
     let call_uncached = if cx.model.method {
         quote!(Self::#uncached(self, #(#names),*))
+    } else if cx.assoc {
+        quote!(Self::#uncached(#(#names),*))
     } else {
         quote!(#uncached(#(#names),*))
     };
@@ -197,7 +238,21 @@ fn wrapper(cx: &Cx<'_>) -> TokenStream {
             format_ident!("get_or_load_shared_always"),
         ),
     };
+    let sync = cx.func.sig.asyncness.is_none();
     let call = match cx.model.mode {
+        // A sync function: the memory store's blocking miss path (`check` saw to the store).
+        Mode::Result | Mode::Option if sync => quote! {
+            if let ::core::option::Option::Some(#hit) = #cached_fn.lookup(&#key) {
+                return ::cachette::__private::Outcome::from_cached(#hit);
+            }
+            #cached_fn.get_or_load_blocking(#key, move || #call_uncached)
+        },
+        Mode::Always if sync => quote! {
+            if let ::core::option::Option::Some(#hit) = #cached_fn.lookup(&#key) {
+                return #hit;
+            }
+            #cached_fn.get_or_load_blocking_always(#key, move || #call_uncached)
+        },
         Mode::Result | Mode::Option => quote! {
             if let ::core::option::Option::Some(#hit) = #cached_fn.lookup(&#key) {
                 return ::cachette::__private::Outcome::from_cached(#hit);
@@ -242,12 +297,12 @@ fn wrapper(cx: &Cx<'_>) -> TokenStream {
 /// `{f}_uncached`: the user's function, body and spans untouched, under another name.
 fn uncached(cx: &Cx<'_>) -> TokenStream {
     let shared = &cx.shared;
-    let vis = &cx.func.vis;
+    let vis = &cx.vis;
     let name = cx.ident().to_string();
     let mut sig = cx.func.sig.clone();
     sig.ident = cx.uncached();
     let body = &cx.func.block;
-    let doc = if cx.model.method {
+    let doc = if cx.assoc {
         format!(
             "Runs [`{name}`](Self::{name}) itself, bypassing its cache: nothing is read or stored."
         )
@@ -265,7 +320,7 @@ fn uncached(cx: &Cx<'_>) -> TokenStream {
 /// The public companions: `{f}_invalidate(key args)`, `{f}_clear()`, `{f}_stats()`.
 fn companions(cx: &Cx<'_>) -> TokenStream {
     let shared = &cx.shared;
-    let vis = &cx.func.vis;
+    let vis = &cx.vis;
     let access = &cx.access;
     let ident = cx.ident();
     let name = ident.to_string();
@@ -281,19 +336,33 @@ fn companions(cx: &Cx<'_>) -> TokenStream {
     );
     let doc_clear = format!("Drops every cached result of `{name}`.");
     let doc_stats = format!("The cache counters of `{name}`.");
+    // A sync function's companions are sync too: its callers may have no runtime.
+    let (asyncness, invalidate_body, clear_body) = if cx.func.sig.asyncness.is_some() {
+        (
+            quote!(async),
+            quote!(#access.invalidate(#key_of_params).await),
+            quote!(#access.clear().await),
+        )
+    } else {
+        (
+            quote!(),
+            quote!(#access.invalidate_blocking(#key_of_params)),
+            quote!(#access.clear_blocking()),
+        )
+    };
     quote! {
         #[doc = #doc_invalidate]
         #(#shared)*
         #[allow(dead_code)]
-        #vis async fn #invalidate <#(#lifetimes),*> (#(#key_params),*) {
-            #access.invalidate(#key_of_params).await
+        #vis #asyncness fn #invalidate <#(#lifetimes),*> (#(#key_params),*) {
+            #invalidate_body
         }
 
         #[doc = #doc_clear]
         #(#shared)*
         #[allow(dead_code)]
-        #vis async fn #clear() {
-            #access.clear().await
+        #vis #asyncness fn #clear() {
+            #clear_body
         }
 
         #[doc = #doc_stats]
@@ -332,7 +401,7 @@ fn all_params_by_ref(cx: &Cx<'_>) -> (Option<TokenStream>, Vec<TokenStream>) {
 /// `#[cache_put]`.
 fn target(cx: &Cx<'_>) -> TokenStream {
     let shared = &cx.shared;
-    let vis = &cx.func.vis;
+    let vis = &cx.vis;
     let value = &cx.value;
     let access = &cx.access;
     let key_fn = &cx.key_fn;
@@ -358,11 +427,11 @@ fn target(cx: &Cx<'_>) -> TokenStream {
 /// error. For a generic function the method ties the function's generics to its arguments'
 /// (`Self: FnOnce(…)`), so they are inferred as in a call.
 fn target_trait(cx: &Cx<'_>) -> TokenStream {
-    if cx.model.method {
+    if cx.assoc {
         return TokenStream::new();
     }
     let shared = &cx.shared;
-    let vis = &cx.func.vis;
+    let vis = &cx.vis;
     let value = &cx.value;
     let ident = cx.ident();
     let target = hidden::target(ident);
@@ -475,7 +544,7 @@ impl VisitMut for NameElidedLifetimes {
 /// that parameter's type.
 fn key_fn(cx: &Cx<'_>) -> TokenStream {
     let shared = &cx.shared;
-    let vis = &cx.func.vis;
+    let vis = &cx.vis;
     let access = &cx.access;
     let key = hidden::key(cx.ident());
     let lifetimes = cx.func.sig.generics.lifetimes();
@@ -524,10 +593,10 @@ fn key_fn(cx: &Cx<'_>) -> TokenStream {
 /// `__cachette_fn_{f}()`: the static `CachedFn` (namespace, ttl, store, codec) behind the rest.
 fn cached_fn(cx: &Cx<'_>) -> TokenStream {
     let shared = &cx.shared;
-    let vis = &cx.func.vis;
+    let vis = &cx.vis;
     let value = &cx.value;
     let accessor = hidden::cached_fn(cx.ident());
-    let owner = if cx.model.method {
+    let owner = if cx.assoc {
         quote!(.owned_by(::core::any::type_name::<Self>))
     } else {
         quote!()
@@ -580,7 +649,17 @@ fn constructor(cx: &Cx<'_>) -> TokenStream {
             l1_ttl: #l1_ttl,
         }
     };
-    match args.store {
+    // Each named function is passed where a `fn` pointer of the value's type is expected,
+    // with the user's tokens: a wrong signature is rustc's type error at the user's path.
+    let ttl_from = args
+        .ttl_from
+        .as_ref()
+        .map(|path| quote_spanned!(path.span()=> .ttl_from(#path)));
+    let unless = args
+        .unless
+        .as_ref()
+        .map(|path| quote_spanned!(path.span()=> .unless(#path)));
+    let base = match args.store {
         Store::Memory => quote!(::cachette::__private::CachedFn::new(#spec)),
         Store::Redis | Store::Tiered => {
             let value = &cx.value;
@@ -591,5 +670,6 @@ fn constructor(cx: &Cx<'_>) -> TokenStream {
             let codec = quote!(::cachette::__private::Codec::<#value>::new(#format));
             quote!(::cachette::__private::CachedFn::with_codec(#spec, #codec))
         }
-    }
+    };
+    quote!(#base #ttl_from #unless)
 }

@@ -8,6 +8,7 @@
 //! - `check`: the cross-checks of function and options; errors on the user's tokens.
 //! - `template`: the grammar of `key = "…"`.
 //! - `expand`: `#[cached]`'s items, one generator each.
+//! - `impls`: `#[cached_impl]`, which expands the `#[cached]` functions of an `impl` block.
 //! - `hidden`: the names of the hidden items `#[cached]` writes and the write paths call.
 //! - `write`: `#[invalidates]` and `#[cache_put]`.
 //! - `behind`: `#[write_behind]`, whose target is written as `write`'s.
@@ -22,6 +23,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod hidden;
+mod impls;
 mod template;
 mod write;
 
@@ -29,6 +31,13 @@ mod write;
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()
+}
+
+/// Lets `#[cached]` work on every function of an `impl` block: associated functions without
+/// `self`, and trait impls. See `cachette::cached_impl`.
+#[proc_macro_attribute]
+pub fn cached_impl(args: TokenStream, item: TokenStream) -> TokenStream {
+    impls::expand(args.into(), item.into()).into()
 }
 
 /// Drops cached entries after a write path succeeds. See `cachette::invalidates`.

@@ -61,7 +61,12 @@ impl Target {
                 };
                 let target = hidden::target(&last.ident);
                 let args = args.iter().map(|a| quote_spanned!(a.span()=> &(#a)));
-                if path.qself.is_none() && path.path.get_ident().is_some() {
+                if let Some(qself) = &path.qself {
+                    // `<PgStore as UserStore>::get`: the hidden items of a trait method live in
+                    // an inherent impl of the type ([`crate::impls`]).
+                    let ty = &qself.ty;
+                    quote_spanned!(*span=> <#ty>::#target(#(#args),*))
+                } else if path.path.get_ident().is_some() {
                     quote_spanned!(*span=> #path.#target(#(#args),*))
                 } else {
                     let path = with_last(&path.path, target);
@@ -69,6 +74,11 @@ impl Target {
                 }
             }
             Target::All { path } => match path.path.segments.last() {
+                Some(last) if path.qself.is_some() => {
+                    let ty = path.qself.as_ref().map(|q| &q.ty);
+                    let accessor = hidden::cached_fn(&last.ident);
+                    quote!(<#ty>::#accessor())
+                }
                 Some(last) => {
                     let path = with_last(&path.path, hidden::cached_fn(&last.ident));
                     quote!(#path())
@@ -220,7 +230,6 @@ fn generate(kind: Write, func: &ItemFn, targets: &[Target], before: bool) -> Tok
     let ret_ty = ast::return_type(&sig.output);
     let returns = ast::returns(&sig.output);
     let is_result = matches!(returns, Returns::Result(_));
-    let is_option = matches!(returns, Returns::Option(_));
 
     let ret = quote_spanned!(Span::mixed_site()=> __cachette_ret);
     let names: Vec<syn::Ident> = (0..targets.len())
@@ -271,22 +280,17 @@ fn generate(kind: Write, func: &ItemFn, targets: &[Target], before: bool) -> Tok
                 return quote!(#func);
             };
             // Spanned at the user's target, so a value of the wrong type is reported there.
+            // `entry_of` takes the value or an `Option` of it (`None` drops the entry).
             let put = quote_spanned!(*span=>
-                let __cachette_value = ::core::clone::Clone::clone(__cachette_value);
+                let __cachette_entry = #name.entry_of(__cachette_value);
                 ::cachette::__private::settle(async move {
-                    #name.put(&__cachette_value).await;
+                    #name.put_entry(__cachette_entry).await;
                 })
                 .await;
             );
             if is_result {
                 quote! {
                     if let ::core::result::Result::Ok(__cachette_value) = &#ret {
-                        #put
-                    }
-                }
-            } else if is_option {
-                quote! {
-                    if let ::core::option::Option::Some(__cachette_value) = &#ret {
                         #put
                     }
                 }

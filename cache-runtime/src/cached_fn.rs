@@ -6,11 +6,12 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::blocking::block_on;
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::context::Context;
 use crate::key::KeyError;
-use crate::outcome::{Always, Outcome};
+use crate::outcome::{Always, Outcome, Policy};
 use crate::stats::{self, Counters, Stats};
 use crate::store::Store;
 
@@ -93,6 +94,7 @@ pub type CallKey = Result<Key, KeyError>;
 pub struct CachedFn<V> {
     spec: Spec,
     codec: Option<Codec<V>>,
+    policy: Policy<V>,
     owner: OnceLock<&'static str>,
     state: OnceLock<State<V>>,
 }
@@ -112,6 +114,7 @@ where
         Self {
             spec,
             codec: None,
+            policy: Policy::new(spec.ttl),
             owner: OnceLock::new(),
             state: OnceLock::new(),
         }
@@ -122,9 +125,23 @@ where
         Self {
             spec,
             codec: Some(codec),
+            policy: Policy::new(spec.ttl),
             owner: OnceLock::new(),
             state: OnceLock::new(),
         }
+    }
+
+    /// `ttl_from = f`: each value's ttl is `f(value)`, or the function's `ttl` where that is
+    /// `None`. A zero ttl keeps the value out of the cache.
+    pub const fn ttl_from(mut self, f: fn(&V) -> Option<Duration>) -> Self {
+        self.policy = self.policy.ttl_from(f);
+        self
+    }
+
+    /// `unless = f`: a value for which `f(value)` is `true` is returned but not stored.
+    pub const fn unless(mut self, f: fn(&V) -> bool) -> Self {
+        self.policy = self.policy.unless(f);
+        self
     }
 
     /// Names the type whose method this is, so that its namespace reads `Type::method`.
@@ -192,11 +209,10 @@ where
             let Some(key) = state.ctx.usable(key, "calling uncached") else {
                 return load().await;
             };
-            if let Some(value) = state.ctx.overlay.get(key.digest) {
-                state.ctx.hit(&key);
+            if let Some(value) = state.pending(&key) {
                 return O::from_cached(value);
             }
-            return state.miss(key, self.spec.ttl, load).await;
+            return state.miss(key, load).await;
         }
         Box::pin(self.get_or_load_shared(key, load)).await
     }
@@ -214,16 +230,14 @@ where
         let Some(key) = state.ctx.usable(key, "calling uncached") else {
             return load().await;
         };
-        // A write-behind write still pending is newer than anything a store holds.
-        if let Some(value) = state.ctx.overlay.get(key.digest) {
-            state.ctx.hit(&key);
+        if let Some(value) = state.pending(&key) {
             return O::from_cached(value);
         }
         if let Some(value) = state.store.get_shared(&state.ctx, &key).await {
             state.ctx.hit(&key);
             return O::from_cached(value);
         }
-        state.miss(key, self.spec.ttl, load).await
+        state.miss(key, load).await
     }
 
     /// [`CachedFn::get_or_load`] for any other return type: every result is stored.
@@ -248,6 +262,48 @@ where
             .0
     }
 
+    /// The rest of a call of a cached sync function (memory store only), after
+    /// [`CachedFn::lookup`] found nothing: `load()` run once per key in this process, the other
+    /// callers of the key blocking until it is done, storing what [`Outcome::cacheable`] picks
+    /// out. A function with a store that keeps bytes runs `load` uncached: the macro refuses
+    /// such a sync function, so this is never reached.
+    pub fn get_or_load_blocking<O, F>(&'static self, key: CallKey, load: F) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> O,
+    {
+        let state = self.state();
+        let Some(key) = state.ctx.usable(key, "calling uncached") else {
+            return load();
+        };
+        if self.codec.is_some() {
+            return load();
+        }
+        if let Some(value) = state.pending(&key) {
+            return O::from_cached(value);
+        }
+        state.miss_blocking(key, load)
+    }
+
+    /// [`CachedFn::get_or_load_blocking`] for any other return type: every result is stored.
+    pub fn get_or_load_blocking_always<F>(&'static self, key: CallKey, load: F) -> V
+    where
+        F: FnOnce() -> V,
+    {
+        self.get_or_load_blocking(key, move || Always(load())).0
+    }
+
+    /// [`CachedFn::invalidate`] for a cached sync function, blocking: on the memory store an
+    /// invalidation needs no runtime (see [`crate::blocking`]).
+    pub fn invalidate_blocking(&'static self, key: CallKey) {
+        block_on(self.invalidate(key));
+    }
+
+    /// [`CachedFn::clear`] for a cached sync function, blocking.
+    pub fn clear_blocking(&'static self) {
+        block_on(self.clear());
+    }
+
     /// Drops the entry under `key`; a load of it already under way will not store its value.
     pub async fn invalidate(&'static self, key: CallKey) {
         self.invalidate_ref(&key).await;
@@ -263,13 +319,20 @@ where
 
     /// Stores `value` as the entry under `key` (write-through), replacing what was there; a
     /// load of it already under way will not store its own value over it. A value that cannot
-    /// be stored (over the size cap, not encodable, Redis unavailable) drops the entry instead.
+    /// be stored (over the size cap, not encodable, Redis unavailable), or that the function's
+    /// options keep out (`unless`, a zero ttl from `ttl_from`), drops the entry instead.
     pub async fn put(&'static self, key: &CallKey, value: &V) {
         let state = self.state();
         let Some(key) = state.ctx.usable(key.as_ref(), "nothing stored") else {
             return;
         };
-        state.store.put(&state.ctx, key, value, self.spec.ttl).await;
+        match state.ctx.policy.admit(value) {
+            Some(ttl) => state.store.put(&state.ctx, key, value, ttl).await,
+            None => {
+                Counters::bump(&state.ctx.counters.declined);
+                state.store.invalidate(&state.ctx, key).await;
+            }
+        }
     }
 
     /// Drops every entry of this function; loads under way will not store their values.
@@ -322,7 +385,7 @@ where
             let clock = config.clock().clone();
             let store = Store::new(&self.spec, self.codec, &namespace, capacity, clock);
             State {
-                ctx: Context::new(namespace),
+                ctx: Context::new(namespace, self.policy),
                 store,
             }
         });
@@ -347,6 +410,20 @@ where
             let _ = runtime.spawn(work).await;
         }
         Err(_) => work.await,
+    }
+}
+
+impl<V> State<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    /// The value of a write-behind write of `key` still pending, counted as a hit: newer than
+    /// anything a store holds, and kept even where the stores lost the entry.
+    #[inline]
+    fn pending(&self, key: &Key) -> Option<V> {
+        let value = self.ctx.overlay.get(key.digest)?;
+        self.ctx.hit(key);
+        Some(value)
     }
 }
 
@@ -377,6 +454,7 @@ where
             oversize: Counters::read(&c.oversize),
             l1_hits: c.l1_hits.read(),
             remote_invalidations: Counters::read(&c.remote_invalidations),
+            declined: Counters::read(&c.declined),
         }
     }
 }

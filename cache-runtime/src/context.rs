@@ -4,6 +4,7 @@
 use crate::behind::Overlay;
 use crate::cached_fn::Key;
 use crate::flight::Flights;
+use crate::outcome::Policy;
 use crate::stats::Counters;
 use crate::store::redis::{Redis, StoreError};
 
@@ -15,16 +16,19 @@ pub(crate) struct Context<V> {
     pub(crate) counters: Counters,
     /// Values of write-behind writes still pending, read on a miss.
     pub(crate) overlay: Overlay<V>,
+    /// Which loaded values are stored, and for how long.
+    pub(crate) policy: Policy<V>,
 }
 
 impl<V> Context<V> {
     /// A function's context, with nothing under way and every counter at zero.
-    pub(crate) fn new(namespace: String) -> Self {
+    pub(crate) fn new(namespace: String, policy: Policy<V>) -> Self {
         Self {
             namespace,
             flights: Flights::default(),
             counters: Counters::default(),
             overlay: Overlay::default(),
+            policy,
         }
     }
 

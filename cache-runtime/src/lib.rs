@@ -4,6 +4,7 @@
 
 mod assert;
 mod behind;
+mod blocking;
 mod bus;
 mod cached_fn;
 mod clock;
@@ -33,4 +34,4 @@ pub use outcome::{Always, Outcome};
 pub use stats::Stats;
 pub use store::tiered::DEFAULT_L1_TTL;
 pub use template::KeyName;
-pub use write::Target;
+pub use write::{PutValue, Target};

@@ -1,10 +1,11 @@
 //! The miss path of a call: join the key's load under way or lead one; the leader's lookup
-//! under its flight; the body, run once; the fill.
+//! under its flight; the body, run once; the fill. A cached sync function takes the same path
+//! on the memory store, waiting for the leader by parking its thread ([`crate::blocking`]).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
+use crate::blocking::block_on;
 use crate::cached_fn::{Key, State};
 use crate::flight::{self, FlightGuard, Landing, LoadErrorGuard, Role};
 use crate::outcome::Outcome;
@@ -20,7 +21,6 @@ where
     pub(crate) fn miss<O, F, Fut>(
         &'static self,
         key: Key,
-        ttl: Option<Duration>,
         load: F,
     ) -> Pin<Box<impl Future<Output = O>>>
     where
@@ -31,18 +31,18 @@ where
         if !self.store.reads_under_flight() {
             self.ctx.miss(&key);
         }
-        Box::pin(self.load(key, ttl, load))
+        Box::pin(self.load(key, load))
     }
 
     /// Joins the load under way for `key`, or leads one.
-    async fn load<O, F, Fut>(&'static self, key: Key, ttl: Option<Duration>, load: F) -> O
+    async fn load<O, F, Fut>(&'static self, key: Key, load: F) -> O
     where
         O: Outcome<Value = V>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = O>,
     {
         let rx = match self.ctx.flights.join_or_lead(key.digest()) {
-            Role::Lead(guard) => return self.lead(key, ttl, guard, load).await,
+            Role::Lead(guard) => return self.lead(key, guard, load).await,
             Role::Wait(rx) => rx,
         };
         let count_late = self.store.reads_under_flight();
@@ -67,13 +67,12 @@ where
         // if none runs yet; otherwise it stores nothing, having no ticket an invalidation
         // could void.
         let guard = self.ctx.flights.lead_if_free(key.digest());
-        self.run(&key, ttl, guard, load).await
+        self.run(&key, guard, load).await
     }
 
     async fn lead<O, F, Fut>(
         &'static self,
         key: Key,
-        ttl: Option<Duration>,
         mut guard: FlightGuard<'static, V>,
         load: F,
     ) -> O
@@ -99,16 +98,16 @@ where
         if late {
             self.ctx.miss(&key);
         }
-        self.run(&key, ttl, Some(guard), load).await
+        self.run(&key, Some(guard), load).await
     }
 
-    /// Runs the body, hands a cacheable value to the waiters, and stores it if the flight is
-    /// still current. The fill takes the flight's guard: the flight stays in the map, where an
-    /// invalidation finds it, until the fill is done, even if the caller stops waiting.
+    /// Runs the body, hands a cacheable value to the waiters, and stores it, for the ttl the
+    /// policy gives it, if the policy admits it and the flight is still current. The fill takes
+    /// the flight's guard: the flight stays in the map, where an invalidation finds it, until
+    /// the fill is done, even if the caller stops waiting.
     async fn run<O, F, Fut>(
         &'static self,
         key: &Key,
-        ttl: Option<Duration>,
         guard: Option<FlightGuard<'static, V>>,
         load: F,
     ) -> O
@@ -122,9 +121,74 @@ where
         let outcome = load().await;
         if let Some(value) = outcome.cacheable() {
             error_guard.0 = None;
+            let admitted = self.ctx.policy.admit(value);
+            if admitted.is_none() {
+                Counters::bump(&self.ctx.counters.declined);
+            }
             if let Some(mut guard) = guard {
                 guard.land_outcome(&outcome);
-                self.store.fill(&self.ctx, key, value, ttl, guard).await;
+                if let Some(ttl) = admitted {
+                    self.store.fill(&self.ctx, key, value, ttl, guard).await;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The miss path of a cached sync function on the memory store: the same flights, ttl,
+    /// policy and counters as [`State::miss`], with a blocking wait for the leader. A leader
+    /// that fails, panics or unwinds releases its waiters (its guard drops), and each runs its
+    /// own body then, as async callers do.
+    pub(crate) fn miss_blocking<O, F>(&'static self, key: Key, load: F) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> O,
+    {
+        self.ctx.miss(&key);
+        let rx = match self.ctx.flights.join_or_lead(key.digest()) {
+            Role::Lead(mut guard) => {
+                // A load that ended since the caller's lookup has filled the store.
+                let memory = self.store.memory();
+                if let Some(value) = memory.and_then(|m| m.get(key.digest())) {
+                    guard.land(|| Landing::Done(value.clone()));
+                    return O::from_cached(value);
+                }
+                return self.run_blocking(&key, Some(guard), load);
+            }
+            Role::Wait(rx) => rx,
+        };
+        if let Some((value, _)) = block_on(flight::wait(rx)) {
+            return O::from_cached(value);
+        }
+        let guard = self.ctx.flights.lead_if_free(key.digest());
+        self.run_blocking(&key, guard, load)
+    }
+
+    /// [`State::run`] for a sync body, storing in memory (the one store of sync functions).
+    fn run_blocking<O, F>(
+        &'static self,
+        key: &Key,
+        guard: Option<FlightGuard<'static, V>>,
+        load: F,
+    ) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> O,
+    {
+        Counters::bump(&self.ctx.counters.loads);
+        let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
+        let outcome = load();
+        if let Some(value) = outcome.cacheable() {
+            error_guard.0 = None;
+            let admitted = self.ctx.policy.admit(value);
+            if admitted.is_none() {
+                Counters::bump(&self.ctx.counters.declined);
+            }
+            if let Some(mut guard) = guard {
+                guard.land_outcome(&outcome);
+                if let (Some(ttl), Some(memory)) = (admitted, self.store.memory()) {
+                    memory.insert(key.digest(), value.clone(), ttl, || guard.current());
+                }
             }
         }
         outcome

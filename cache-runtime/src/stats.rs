@@ -40,6 +40,10 @@ pub struct Stats {
     pub l1_hits: u64,
     /// Keys dropped from the memory tier because another process invalidated them.
     pub remote_invalidations: u64,
+    /// Values returned but not stored because the function's options keep them out:
+    /// `unless = f` returned `true`, or `ttl_from = f` gave a zero ttl. A `#[cache_put]` of
+    /// such a value drops the entry instead, and is counted too.
+    pub declined: u64,
 }
 
 impl Stats {
@@ -68,6 +72,7 @@ pub(crate) struct Counters {
     pub(crate) oversize: AtomicU64,
     pub(crate) l1_hits: HotCounter,
     pub(crate) remote_invalidations: AtomicU64,
+    pub(crate) declined: AtomicU64,
 }
 
 impl Counters {

@@ -62,4 +62,49 @@ where
             None => false,
         }
     }
+
+    /// The entry a write path's value makes: the value itself, or for an `Option` of it, the
+    /// value if there is one ([`PutValue`]). Names `V`, so that rustc checks the write path's
+    /// type against the target's.
+    #[inline]
+    pub fn entry_of<P: PutValue<V> + ?Sized>(&self, value: &P) -> Option<V> {
+        value.entry()
+    }
+
+    /// Stores `entry` as the entry, or drops the entry for `None`.
+    pub async fn put_entry(&self, entry: Option<V>) {
+        match entry {
+            Some(value) => self.put(&value).await,
+            None => self.invalidate().await,
+        }
+    }
+}
+
+/// What `#[cache_put]` accepts as the new entry of a function whose stored value is `V`: `V`
+/// itself, or `Option<V>`, whose `None` drops the entry (the shape of a target returning
+/// `Option<V>`, where `None` is the new answer and is not cached).
+#[diagnostic::on_unimplemented(
+    message = "#[cache_put] stores the write path's value as the entry, whose type is `{V}`: this write path gives `{Self}`",
+    label = "the entry is a `{V}`",
+    note = "return `{V}`, or `Option<{V}>` to drop the entry with `None` (inside `Ok(…)` for a `Result`)"
+)]
+pub trait PutValue<V> {
+    /// The entry to store, or `None` to drop it.
+    fn entry(&self) -> Option<V>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<V: Clone> PutValue<V> for V {
+    #[inline]
+    fn entry(&self) -> Option<V> {
+        Some(self.clone())
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<V: Clone> PutValue<V> for Option<V> {
+    #[inline]
+    fn entry(&self) -> Option<V> {
+        self.clone()
+    }
 }

@@ -126,8 +126,9 @@ where
         }
     }
 
-    /// Stores a loaded value, unless an invalidation of its key voided the flight meanwhile.
-    /// Takes the flight's guard, and keeps it until the value is stored.
+    /// Stores a loaded value for `ttl` (the value's own, [`crate::outcome::Policy`]), unless an
+    /// invalidation of its key voided the flight meanwhile. Takes the flight's guard, and keeps
+    /// it until the value is stored.
     pub(crate) async fn fill(
         &'static self,
         ctx: &'static Context<V>,
@@ -140,8 +141,8 @@ where
             Store::Memory(memory) => {
                 memory.insert(key.digest(), value.clone(), ttl, || flight.current());
             }
-            Store::Redis(redis) => redis.fill(ctx, key, value, flight).await,
-            Store::Tiered(tiered) => tiered.fill(ctx, key, value, flight).await,
+            Store::Redis(redis) => redis.fill(ctx, key, value, ttl, flight).await,
+            Store::Tiered(tiered) => tiered.fill(ctx, key, value, ttl, flight).await,
         }
     }
 
@@ -154,8 +155,8 @@ where
         }
     }
 
-    /// Stores `value` under `key` (write-through); a value that cannot be stored drops the
-    /// entry instead.
+    /// Stores `value` under `key` (write-through) for `ttl`; a value that cannot be stored
+    /// drops the entry instead.
     pub(crate) async fn put(
         &'static self,
         ctx: &Context<V>,
@@ -165,8 +166,8 @@ where
     ) {
         match self {
             Store::Memory(memory) => memory.put(&ctx.flights, key.digest(), value, ttl).await,
-            Store::Redis(redis) => redis.put(ctx, key, value).await,
-            Store::Tiered(tiered) => tiered.put(ctx, key, value).await,
+            Store::Redis(redis) => redis.put(ctx, key, value, ttl).await,
+            Store::Tiered(tiered) => tiered.put(ctx, key, value, ttl).await,
         }
     }
 

@@ -127,8 +127,10 @@ where
         let bus = Bus::global();
         let live = bus.live();
         let value = self.shared.get(ctx, key).await?;
-        if live && bus.live() {
-            let ttl = Some(self.l1_ttl);
+        // A value kept out of the cache by the policy now (say, a ttl that has become zero)
+        // stays out of L1 too.
+        if let (true, Some(ttl)) = (live && bus.live(), ctx.policy.admit(&value)) {
+            let ttl = Some(self.l1_ttl(ttl));
             self.l1
                 .insert(key.digest(), value.clone(), ttl, || flight.current());
         }
@@ -142,6 +144,7 @@ where
         ctx: &'static Context<V>,
         key: &Key,
         value: &V,
+        ttl: Option<Duration>,
         flight: FlightGuard<'static, V>,
     ) {
         let (key, value) = (key.clone(), value.clone());
@@ -152,14 +155,20 @@ where
                 // on deletes the key again if this write may have outlived it.
                 self.recent
                     .remember(key.digest(), || self.shared.keys.redis_key(&key));
-                self.shared.write(ctx, &key, &value).await;
+                self.shared.write(ctx, &key, &value, ttl).await;
                 if Bus::global().live() {
-                    let ttl = Some(self.l1_ttl);
+                    let ttl = Some(self.l1_ttl(ttl));
                     self.l1
                         .insert(key.digest(), value, ttl, || ticket.current());
                 }
             })
             .await;
+    }
+
+    /// How long L1 keeps a value whose own ttl is `ttl`: `l1_ttl`, or less for a value that
+    /// lives less.
+    fn l1_ttl(&self, ttl: Option<Duration>) -> Duration {
+        ttl.map_or(self.l1_ttl, |ttl| ttl.min(self.l1_ttl))
     }
 
     /// Invalidates `key` everywhere (see the module doc).
@@ -173,12 +182,18 @@ where
     }
 
     /// Writes `value` through to Redis and tells the other processes (see the module doc).
-    pub(crate) async fn put(&'static self, ctx: &Context<V>, key: &Key, value: &V) {
+    pub(crate) async fn put(
+        &'static self,
+        ctx: &Context<V>,
+        key: &Key,
+        value: &V,
+        ttl: Option<Duration>,
+    ) {
         self.drop_local(ctx, key.digest()).await;
         self.recent
             .remember(key.digest(), || self.shared.keys.redis_key(key));
         let mut sent = true;
-        if self.shared.write(ctx, key, value).await == Written::No {
+        if self.shared.write(ctx, key, value, ttl).await == Written::No {
             sent = self.shared.delete(ctx, key).await;
         }
         self.drop_local(ctx, key.digest()).await;

@@ -27,11 +27,10 @@ pub(crate) use conn::{io_runtime, Redis, StoreError, RETRY_AFTER};
 use keys::RedisKeys;
 use pending::{Pending, Replay};
 
-/// One function's Redis: its keys, its codec, its ttl, and its kept invalidations.
+/// One function's Redis: its keys, its codec, and its kept invalidations.
 pub(crate) struct RedisFn<V> {
     pub(crate) redis: &'static Redis,
     codec: Codec<V>,
-    ttl: Option<Duration>,
     pub(crate) keys: RedisKeys,
     pub(crate) pending: Pending,
     namespace: String,
@@ -57,7 +56,6 @@ where
         Self {
             redis,
             codec,
-            ttl: spec.ttl,
             keys: RedisKeys {
                 digest_prefix: format!("{}:{namespace}:v{}:", redis.prefix(), spec.version),
                 name_prefix: format!("{}:", redis.prefix()),
@@ -107,20 +105,28 @@ where
         ctx: &'static Context<V>,
         key: &Key,
         value: &V,
+        ttl: Option<Duration>,
         flight: FlightGuard<'static, V>,
     ) {
         let (key, value) = (key.clone(), value.clone());
         flight
             .write_detached(async move {
-                self.write(ctx, &key, &value).await;
+                self.write(ctx, &key, &value, ttl).await;
             })
             .await;
     }
 
-    /// Writes a value to Redis (`SET … PX`), unless Redis is unavailable or the key's
-    /// invalidation is still pending.
-    pub(crate) async fn write(&self, ctx: &Context<V>, key: &Key, value: &V) -> Written {
-        let Some(ttl) = self.ttl else {
+    /// Writes a value to Redis for `ttl` (`SET … PX`), unless Redis is unavailable or the
+    /// key's invalidation is still pending. Without a ttl nothing is written: an entry in a
+    /// shared store must expire.
+    pub(crate) async fn write(
+        &self,
+        ctx: &Context<V>,
+        key: &Key,
+        value: &V,
+        ttl: Option<Duration>,
+    ) -> Written {
+        let Some(ttl) = ttl else {
             return Written::No;
         };
         if self.pending.blocks(key.digest()) || !self.redis.available() {
@@ -160,10 +166,16 @@ where
         self.delete(ctx, key).await;
     }
 
-    /// Stores `value` under `key`; if it cannot, drops the old entry instead.
-    pub(crate) async fn put(&'static self, ctx: &Context<V>, key: &Key, value: &V) {
+    /// Stores `value` under `key` for `ttl`; if it cannot, drops the old entry instead.
+    pub(crate) async fn put(
+        &'static self,
+        ctx: &Context<V>,
+        key: &Key,
+        value: &V,
+        ttl: Option<Duration>,
+    ) {
         ctx.flights.void(key.digest()).await;
-        if self.write(ctx, key, value).await == Written::No {
+        if self.write(ctx, key, value, ttl).await == Written::No {
             self.delete(ctx, key).await;
         }
     }
