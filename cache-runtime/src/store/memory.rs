@@ -659,7 +659,10 @@ mod tests {
             store.insert(newcomer, 5000, None, || true);
         }
         // Used 4 times (its fill and 3 reads), the entries it competes with: it needs 5 misses.
-        assert_eq!(misses, 5, "admitted once asked for more often than its victim was used");
+        assert_eq!(
+            misses, 5,
+            "admitted once asked for more often than its victim was used"
+        );
         assert_eq!(store.len(), 500);
         assert_eq!(store.evictions(), 1);
     }
