@@ -80,6 +80,11 @@ struct Segment {
     capacity: usize,
     rng: u64,
     hand: usize,
+    /// No entry of the segment expires before this: until then a fill does not sweep.
+    earliest: u64,
+    /// The earliest deadline among the keys the hand passed in its current pass, and the keys
+    /// added (or moved behind the hand) meanwhile: `earliest` once the pass is over.
+    pass_earliest: u64,
     fills_since_aging: usize,
     /// How often keys were asked to be stored here lately, made when the segment first fills.
     sketch: Option<Sketch>,
@@ -121,6 +126,8 @@ impl<V: Clone> MemoryStore<V> {
                     capacity: share,
                     rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
                     hand: 0,
+                    earliest: u64::MAX,
+                    pass_earliest: u64::MAX,
                     fills_since_aging: 0,
                     sketch: None,
                 })
@@ -175,6 +182,7 @@ impl<V: Clone> MemoryStore<V> {
             if let Some(slot) = seg.keys.get_mut(slot) {
                 slot.expires_at = expires_at;
             }
+            seg.note_deadline(expires_at);
             return Insert::Stored;
         }
         self.sweep(&mut seg, now);
@@ -204,6 +212,7 @@ impl<V: Clone> MemoryStore<V> {
         }
         let slot = seg.keys.len();
         seg.keys.push(Slot { key, expires_at });
+        seg.note_deadline(expires_at);
         self.map.insert(
             key,
             Entry {
@@ -232,6 +241,8 @@ impl<V: Clone> MemoryStore<V> {
                 self.map.remove(&slot.key);
             }
             seg.hand = 0;
+            seg.earliest = u64::MAX;
+            seg.pass_earliest = u64::MAX;
             seg.fills_since_aging = 0;
             seg.sketch = None;
         }
@@ -297,7 +308,11 @@ impl<V: Clone> MemoryStore<V> {
         let (_, entry) = self.map.remove(&key)?;
         let slot = entry.slot.load(Ordering::Relaxed);
         seg.keys.swap_remove(slot);
-        if let Some(moved) = seg.keys.get(slot) {
+        if let Some(&moved) = seg.keys.get(slot) {
+            if slot < seg.hand {
+                // Moved behind the hand: this pass will not see it.
+                seg.pass_earliest = seg.pass_earliest.min(moved.expires_at);
+            }
             if let Some(moved) = self.map.get(&moved.key) {
                 moved.slot.store(slot, Ordering::Relaxed);
             }
@@ -305,20 +320,27 @@ impl<V: Clone> MemoryStore<V> {
         Some(entry.expires_at)
     }
 
-    /// Drops expired entries among the next two under the segment's hand.
+    /// Drops expired entries among the next two under the segment's hand, unless none can
+    /// have expired yet.
     fn sweep(&self, seg: &mut Segment, now: u64) {
+        if now < seg.earliest {
+            return;
+        }
         for _ in 0..2 {
             if seg.keys.is_empty() {
                 return;
             }
             if seg.hand >= seg.keys.len() {
                 seg.hand = 0;
+                seg.earliest = seg.pass_earliest;
+                seg.pass_earliest = u64::MAX;
             }
             let Slot { key, expires_at } = seg.keys[seg.hand];
             if expires_at <= now {
                 self.remove_locked(seg, key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
             } else {
+                seg.pass_earliest = seg.pass_earliest.min(expires_at);
                 seg.hand += 1;
             }
         }
@@ -376,6 +398,12 @@ struct Slot {
 }
 
 impl Segment {
+    /// Takes a key's new deadline into the bounds the sweep goes by.
+    fn note_deadline(&mut self, expires_at: u64) {
+        self.earliest = self.earliest.min(expires_at);
+        self.pass_earliest = self.pass_earliest.min(expires_at);
+    }
+
     /// xorshift64*: cheap, and good enough to pick eviction samples.
     fn next_random(&mut self) -> u64 {
         let mut x = self.rng;
@@ -679,5 +707,68 @@ mod tests {
             store.insert(key(i), i, None, || true);
         }
         assert_eq!(store.insert(key(100), 100, None, || true), Insert::Rejected);
+    }
+
+    #[test]
+    fn the_sweep_finds_an_expired_entry_moved_behind_its_hand() {
+        let (clock, hand) = Clock::manual();
+        let store = MemoryStore::with_clock(400, clock);
+        let fill = |i: u64, ttl: Option<Duration>| store.insert(key(i), i, ttl, || true);
+        let sweep_hand = || store.segment(key(0)).hand;
+        let last = || store.segment(key(0)).keys.last().map(|slot| slot.key);
+        fill(0, Some(Duration::from_secs(1)));
+        for i in 1..=20 {
+            fill(i, None);
+        }
+        fill(99, Some(Duration::from_secs(10)));
+        fill(21, None);
+        hand.advance(Duration::from_secs(2));
+        // Key 0 is due: fills sweep. Let the hand end a pass and start another.
+        let mut next = 100;
+        loop {
+            let before = sweep_hand();
+            fill(next, None);
+            next += 1;
+            if sweep_hand() < before {
+                break;
+            }
+        }
+        assert_eq!(store.expirations(), 1);
+        // Key 99, not yet passed in this pass, moves behind the hand: the keys after it go,
+        // then one behind the hand, whose place the last key takes.
+        while last() != Some(key(99)) {
+            assert!(store.remove(last().unwrap()));
+        }
+        let behind = store.segment(key(0)).keys[0].key;
+        assert!(sweep_hand() > 0);
+        assert!(store.remove(behind));
+        assert_eq!(store.segment(key(0)).keys[0].key, key(99));
+        // The pass ends, with only keys that never expire ahead of it.
+        loop {
+            let before = sweep_hand();
+            fill(next, None);
+            next += 1;
+            if sweep_hand() < before {
+                break;
+            }
+        }
+        hand.advance(Duration::from_secs(11));
+        for _ in 0..100 {
+            store.remove(key(next - 1));
+            fill(next, None);
+            next += 1;
+        }
+        assert_eq!(store.expirations(), 2, "key 99 was reclaimed");
+    }
+
+    #[test]
+    fn entries_that_never_expire_are_not_swept() {
+        let store = MemoryStore::new(1000);
+        for i in 0..500 {
+            store.insert(key(i), i, None, || true);
+        }
+        let seg = store.segment(key(0));
+        assert_eq!(seg.hand, 0, "no sweep while nothing can expire");
+        assert_eq!(seg.earliest, u64::MAX);
     }
 }
