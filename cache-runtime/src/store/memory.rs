@@ -169,6 +169,17 @@ impl<V: Clone> MemoryStore<V> {
         ttl: Option<Duration>,
         current: impl FnOnce() -> bool,
     ) -> Insert {
+        self.insert_with(key, || value, ttl, current)
+    }
+
+    /// [`MemoryStore::insert`] of the value `value()` makes, made only if it is stored.
+    pub(crate) fn insert_with(
+        &self,
+        key: u128,
+        value: impl FnOnce() -> V,
+        ttl: Option<Duration>,
+        current: impl FnOnce() -> bool,
+    ) -> Insert {
         let mut seg = self.segment(key);
         if !current() {
             return Insert::Stale;
@@ -176,7 +187,7 @@ impl<V: Clone> MemoryStore<V> {
         let now = self.clock.now_ms();
         let expires_at = self.clock.deadline(ttl);
         if let Some(mut entry) = self.map.get_mut(&key) {
-            entry.value = value;
+            entry.value = value();
             entry.expires_at = expires_at;
             let slot = entry.slot.load(Ordering::Relaxed);
             if let Some(slot) = seg.keys.get_mut(slot) {
@@ -216,7 +227,7 @@ impl<V: Clone> MemoryStore<V> {
         self.map.insert(
             key,
             Entry {
-                value,
+                value: value(),
                 expires_at,
                 freq: AtomicU8::new(freq),
                 slot: AtomicUsize::new(slot),
@@ -370,6 +381,10 @@ impl<V: Clone> MemoryStore<V> {
             if freq < lowest {
                 lowest = freq;
                 victim = Some((key, freq));
+                if freq == 0 {
+                    // None is used less: the other samples would not change the choice.
+                    break;
+                }
             }
         }
         victim

@@ -140,7 +140,7 @@ where
     ) {
         match self {
             Store::Memory(memory) => {
-                memory.insert(key.digest(), value.clone(), ttl, || flight.current());
+                memory.insert_with(key.digest(), || value.clone(), ttl, || flight.current());
             }
             Store::Redis(redis) => Box::pin(redis.fill(ctx, key, value, flight)).await,
             Store::Tiered(tiered) => Box::pin(tiered.fill(ctx, key, value, flight)).await,
