@@ -44,7 +44,7 @@ use crate::clock::Clock;
 use crate::flight::Flights;
 
 /// How many keys a full segment looks at to choose a victim.
-const SAMPLES: usize = 8;
+const SAMPLES: usize = 5;
 /// The use counter saturates here (4 bits, as in TinyLFU): hot keys stop writing it.
 const MAX_FREQ: u8 = 15;
 /// A segment halves its use counters and its sketch every this many times its capacity in
