@@ -10,7 +10,8 @@
 //! dense vector of the keys it holds. Only writers (fills, invalidations) take a segment lock,
 //! and always before a map shard lock, never the other way round. Each fill also looks at the
 //! next two keys under a moving hand and drops them if expired, so expired entries leave without
-//! a timer task and without a global lock.
+//! a timer task and without a global lock; a segment keeps a lower bound of its deadlines, and
+//! until the clock reaches it, fills do not look.
 //!
 //! # Eviction and admission
 //!
@@ -18,8 +19,8 @@
 //! else the least used of the sample is the *victim* (sampled LFU). The new key takes the
 //! victim's place only if it was asked for more often than the victim was used (TinyLFU
 //! admission): once a segment has been full, every fill counts in the segment's count-min
-//! *sketch*, so a key that keeps missing climbs there, while a burst of one-time keys never
-//! displaces the entries in use. A rejected value is returned to its caller, just not kept.
+//! *sketch*, so a key that keeps missing climbs there, while a burst of one-time keys does not
+//! displace the entries in use. A rejected value is returned to its caller, just not kept.
 //! The use counters and the sketch are halved every ten capacities' worth of fills, so past
 //! popularity fades. All of this runs under the segment lock, on fills: a hit only bumps its
 //! entry's own counter.
