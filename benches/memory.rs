@@ -19,7 +19,9 @@
 //!   - `miss_room`: a miss, the body and the insert, in caches of 1 000 000 entries that the
 //!     whole run never fills (no eviction anywhere);
 //!   - `miss_full`: a miss in caches of 10 000 entries filled beforehand, so that every miss
-//!     inserts and evicts. The `DashMap` here keeps an insertion-order queue under a mutex and
+//!     inserts and evicts, or, for cachette and moka, whose admission keeps out keys asked for
+//!     less often than the entries they would replace, may be turned away (cachette's share of
+//!     admitted keys is printed). The `DashMap` here keeps an insertion-order queue under a mutex and
 //!     drops the oldest key past 10 000 (FIFO), since a bare `DashMap` has no bound;
 //!   - `hit_tasks`: the throughput (ops/s) of 64 tasks on a multi-thread runtime with 2
 //!     workers, all hitting 1 000 warm keys;
@@ -27,14 +29,17 @@
 //!     crate's sync proc macro and a bare `DashMap` lookup.
 //!
 //!   The warm hit from one task is the `hit` comparison above.
-//! * The Zipf report (not timed): the hit ratio of a 10 000-entry cache on a Zipf(1.0) trace of
-//!   1 000 000 requests over 100 000 keys, for cachette and for moka, printed once before the
-//!   timed benchmarks.
+//! * The hit-ratio report (not timed), printed once before the timed benchmarks: the hit ratio
+//!   of a 10 000-entry cache, for cachette and for moka, on a Zipf(1.0) trace of 1 000 000
+//!   requests over 100 000 keys (`zipf`), and on the same trace with a scan of 100 000 one-time
+//!   keys in one burst at its middle (`zipf+scan`), where a policy that admits every new key
+//!   loses its hot set.
 //!
 //! Run with `cargo bench --bench memory`. Under `cargo test` (no `--bench` flag) the timed
 //! benchmarks run once each and the Zipf replay is cut down to a smoke test; with `--list` or
 //! `--profile-time` it is skipped, so that a profile shows only the benchmark asked for; set
-//! `CACHETTE_BENCH_SKIP_ZIPF=1` to skip it when running a filtered subset of the timed benchmarks.
+//! `CACHETTE_BENCH_SKIP_ZIPF=1` to skip it when running a filtered subset of the timed benchmarks,
+//! `CACHETTE_BENCH_ONLY_ZIPF=1` to run it alone.
 
 #[path = "support/interleave.rs"]
 mod interleave;
@@ -498,10 +503,12 @@ fn miss_full_interleaved(calls: usize, rounds: usize) {
     let after = full_cachette_stats();
     let calls = ((rounds + 1) * calls) as u64;
     assert_eq!(after.loads - before.loads, calls, "every call missed");
-    assert_eq!(
-        after.evictions - before.evictions,
-        calls,
-        "every miss evicted"
+    // A fresh key asked for once is not always admitted to a full cachette store (it must
+    // have been asked for more often than the entry it would replace was used).
+    let admitted = after.evictions - before.evictions;
+    assert!(admitted <= calls, "at most one eviction a miss");
+    println!(
+        "cachette admitted {admitted} of the {calls} fresh keys (each stored key evicted one)"
     );
     assert!(after.entries <= FULL_CAPACITY as u64);
     assert_eq!(fifo.map.len(), FULL_CAPACITY);
@@ -626,10 +633,11 @@ async fn zipf_cachette(id: u64) -> u64 {
     id
 }
 
-/// Replays `trace` through `#[cachette::cached]`: the hit ratio.
+/// Replays `trace` through `#[cachette::cached]`, from an empty cache: the hit ratio.
 fn replay_cachette(rt: &Runtime, trace: &[u64]) -> f64 {
     let before = ZIPF_RUNS.load(Ordering::Relaxed);
     rt.block_on(async {
+        zipf_cachette_clear().await;
         for &id in trace {
             black_box(zipf_cachette(id).await);
         }
@@ -658,28 +666,46 @@ fn replay_moka(rt: &Runtime, trace: &[u64], pending_every: Option<usize>) -> f64
     1.0 - misses as f64 / trace.len() as f64
 }
 
-/// Prints the Zipf hit ratios of cachette and moka.
-fn zipf_report(requests: usize) {
-    let trace = zipf_trace(ZIPF_KEYS, 1.0, requests, ZIPF_SEED);
-    // The best any 10 000-entry cache can do on a stationary law: always hold the top ranks.
+/// The Zipf trace with a scan: `scan` one-time keys (never requested before or after, above
+/// every Zipf rank) in one burst at the middle of `zipf`.
+fn with_scan(zipf: &[u64], scan: usize) -> Vec<u64> {
+    let middle = zipf.len() / 2;
+    let mut trace = Vec::with_capacity(zipf.len() + scan);
+    trace.extend_from_slice(&zipf[..middle]);
+    trace.extend((0..scan as u64).map(|i| ZIPF_KEYS as u64 + i));
+    trace.extend_from_slice(&zipf[middle..]);
+    trace
+}
+
+/// Prints the hit ratios of cachette and moka on `trace`, and the best a cache of
+/// `ZIPF_CAPACITY` entries that always holds the top ranks gets.
+fn hit_ratio_line(rt: &Runtime, name: &str, trace: &[u64]) {
     let ideal = trace.iter().filter(|&&r| r < ZIPF_CAPACITY).count() as f64 / trace.len() as f64;
-    let rt = current_thread();
-    let cachette = replay_cachette(&rt, &trace);
-    let moka = replay_moka(&rt, &trace, None);
-    let moka_drained = replay_moka(&rt, &trace, Some(1_000));
+    let cachette = replay_cachette(rt, trace);
+    let moka = replay_moka(rt, trace, None);
+    let moka_drained = replay_moka(rt, trace, Some(1_000));
     println!(
-        "zipf trace: s = 1.0, {requests} requests over {ZIPF_KEYS} keys, capacity {ZIPF_CAPACITY}, seed {ZIPF_SEED:#x}"
-    );
-    println!(
-        "zipf hit ratio: cachette {cachette:.4}, moka {moka:.4}, ratio {:.4} \
-         (moka: get then insert on miss, housekeeping left to moka's own triggers)",
-        cachette / moka
-    );
-    println!(
-        "zipf hit ratio (extra): moka with run_pending_tasks every 1000 requests {moka_drained:.4} \
-         (cachette/that {:.4}); ideal static top-{ZIPF_CAPACITY} {ideal:.4}",
+        "{name:<10} cachette {cachette:.4}   moka {moka:.4} (cachette/moka {:.4})   moka drained \
+         {moka_drained:.4} (cachette/that {:.4})   static top-{ZIPF_CAPACITY} {ideal:.4}",
+        cachette / moka,
         cachette / moka_drained
     );
+}
+
+/// Prints the hit ratios of cachette and moka on the Zipf trace and on the trace with a scan.
+fn zipf_report(requests: usize) {
+    let zipf = zipf_trace(ZIPF_KEYS, 1.0, requests, ZIPF_SEED);
+    let scan = with_scan(&zipf, requests / 10);
+    let rt = current_thread();
+    println!(
+        "-- hit ratio, capacity {ZIPF_CAPACITY}: `zipf` is a Zipf(s = 1.0) trace of {requests} \
+         requests over {ZIPF_KEYS} keys (seed {ZIPF_SEED:#x}); `zipf+scan` is the same with {} \
+         one-time keys in one burst at its middle. moka: get, then insert on a miss, housekeeping \
+         left to its own triggers; `moka drained` also runs its pending tasks every 1000 requests",
+        requests / 10
+    );
+    hit_ratio_line(&rt, "zipf", &zipf);
+    hit_ratio_line(&rt, "zipf+scan", &scan);
 }
 
 /// The timed benchmarks, with settings that keep the whole run around a minute on a small machine.
@@ -695,7 +721,8 @@ fn benches() {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |flag: &str| args.iter().any(|a| a.split('=').next() == Some(flag));
-    let skip = std::env::var_os("CACHETTE_BENCH_SKIP_ZIPF").is_some_and(|v| v != "0");
+    let env = |name: &str| std::env::var_os(name).is_some_and(|v| v != "0");
+    let skip = env("CACHETTE_BENCH_SKIP_ZIPF");
     if skip || has("--list") || has("--profile-time") {
         // Asked to, listing, or profiling one benchmark: leave the Zipf replay out.
     } else if has("--bench") {
@@ -703,6 +730,9 @@ fn main() {
     } else {
         // `cargo test`: a smoke test of the replay, in a debug build.
         zipf_report(20_000);
+    }
+    if env("CACHETTE_BENCH_ONLY_ZIPF") {
+        return;
     }
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -1,7 +1,7 @@
-//! Benchmarks of `#[cachette::cached(store = "redis")]` hits against plain redis-rs.
+//! Benchmarks of `#[cachette::cached(store = "redis")]` hits and misses against plain redis-rs.
 //!
 //! One `redis-server` is started for the whole run (a free loopback port, never 6379, killed
-//! when the bench ends) and every measurement below reads the same warm key from it.
+//! when the bench ends); every hit measurement below reads the same warm key from it.
 //!
 //! * Group `redis_hit_single_task` (criterion): the latency of one hit, called in a loop from
 //!   one task. `cachette` is a `#[cached(ttl = 600, store = "redis")]` fn of a `u64` returning a
@@ -23,6 +23,11 @@
 //!   runtime with 2 workers each do N hits; ops/s = 64·N / elapsed, per variant the median of a
 //!   few interleaved rounds, for cachette, raw redis-rs (driven on the workers) and the io-thread
 //!   baselines above.
+//! * Misses (hand-timed and interleaved like the above): `miss_cachette`, a function like the
+//!   one under test, called each time with an argument never seen before, so a call is a `GET`
+//!   that misses, the body and a `SET … EX 600` of its JSON; against the same two commands and
+//!   `serde_json::to_vec` through the raw connections (the caller's runtime's, the io thread's,
+//!   the multi-thread runtime's).
 //! * `redis-benchmark -c 64 -n 200000 -t get -q` against the same server, for scale.
 //!
 //! A summary with the criterion middle estimates, the ratios and the targets is printed last.
@@ -39,6 +44,7 @@ use std::future::Future;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -63,6 +69,10 @@ const ROUNDS: usize = 21;
 const AB_CALLS: usize = 250;
 /// Rounds of the interleaved single-task comparison.
 const AB_ROUNDS: usize = 100;
+/// Calls per variant in one block of the interleaved miss comparison.
+const MISS_CALLS: usize = 250;
+/// Rounds of the interleaved miss comparison.
+const MISS_ROUNDS: usize = 60;
 /// The criterion group.
 const GROUP: &str = "redis_hit_single_task";
 
@@ -138,6 +148,41 @@ async fn raw_get_timeout(conn: &mut ConnectionManager, key: &str) -> String {
 async fn raw_get_like_cachette(conn: &mut ConnectionManager, prefix: &str, digest: u128) -> String {
     let key = format!("{prefix}{digest:032x}");
     raw_get_timeout(conn, &key).await
+}
+
+/// The function whose misses are measured: every call gets an argument never seen before.
+#[cachette::cached(ttl = 600, store = "redis")]
+async fn miss_cachette(id: u64) -> String {
+    value(id)
+}
+
+/// An argument no call of the run had before, far above `WARM`.
+fn fresh_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1 << 32);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The raw miss: a `GET` of a key nobody wrote, the body, and `SET … EX` of its JSON, as
+/// cachette sends for a function with `ttl = 600`.
+async fn raw_miss(conn: &mut ConnectionManager, id: u64) -> String {
+    let key = format!("{PREFIX}:raw-miss:{id}");
+    let bytes: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(conn)
+        .await
+        .expect("GET on the bench's redis-server");
+    assert!(bytes.is_none(), "a fresh key misses");
+    let value = value(id);
+    let json = serde_json::to_vec(&value).expect("a JSON string");
+    let () = redis::cmd("SET")
+        .arg(&key)
+        .arg(json)
+        .arg("EX")
+        .arg(600)
+        .query_async(conn)
+        .await
+        .expect("SET on the bench's redis-server");
+    value
 }
 
 /// The connections the single-task measurements use.
@@ -407,6 +452,12 @@ fn main() {
         (10, 1, 1_000)
     };
     let mut ab = Vec::new();
+    let mut misses = Vec::new();
+    let (miss_calls, miss_rounds) = if benching {
+        (MISS_CALLS, MISS_ROUNDS)
+    } else {
+        (2, 1)
+    };
     let mut ops = Vec::new();
     let mut benchmark_line = String::from("not run");
     if !listing {
@@ -454,6 +505,37 @@ fn main() {
             ),
         ];
         ab = interleaved(&ab_variants, ab_calls, ab_rounds);
+
+        let miss_variants: Vec<(&str, Block<'_>)> = vec![
+            ("cachette", block(&ct, || miss_cachette(fresh_id()))),
+            (
+                "raw_redis_rs",
+                block(&ct, || {
+                    let mut conn = conns.local.clone();
+                    async move { raw_miss(&mut conn, fresh_id()).await }
+                }),
+            ),
+            (
+                "raw_redis_rs_io_thread",
+                block(&ct, || {
+                    let mut conn = conns.io.clone();
+                    async move { raw_miss(&mut conn, fresh_id()).await }
+                }),
+            ),
+            ("cachette_mt", block(&mt, || miss_cachette(fresh_id()))),
+            (
+                "raw_redis_rs_mt",
+                block(&mt, || {
+                    let mut conn = conns.mt.clone();
+                    async move { raw_miss(&mut conn, fresh_id()).await }
+                }),
+            ),
+        ];
+        misses = interleaved(&miss_variants, miss_calls, miss_rounds);
+        let miss_stats = miss_cachette_stats();
+        let calls = (2 * (miss_rounds + 1) * miss_calls) as u64;
+        assert_eq!(miss_stats.loads, calls, "every call missed");
+        assert_eq!(miss_stats.store_errors, 0, "every GET and SET answered");
 
         let variants: Vec<(&str, Op)> = vec![
             (
@@ -552,6 +634,29 @@ fn main() {
         );
         ratio_line("cachette/raw_io_thread_like_cachette", c_ct, like);
         ratio_line("cachette_mt/raw_redis_rs_mt", c_mt, raw_mt);
+    }
+
+    if let [c_ct, raw_ct, raw_io, c_mt, raw_mt] = &misses[..] {
+        println!(
+            "-- misses: a fresh argument, GET (nil), the body, SET ... EX 600 of its JSON; \
+             hand-timed and interleaved, {miss_rounds} rounds of {miss_calls} calls per variant \
+             in rotating order; per variant the median over rounds; per ratio the median \
+             [quartiles] of the per-round ratios"
+        );
+        let names = [
+            "cachette",
+            "raw_redis_rs",
+            "raw_redis_rs_io_thread",
+            "cachette_mt",
+            "raw_redis_rs_mt",
+        ];
+        for (name, samples) in names.iter().zip(&misses) {
+            println!("{name:<28} {:>8.2} µs", median(samples.clone()) / 1000.0);
+        }
+        let r = ratio_line("miss cachette/raw_redis_rs", c_ct, raw_ct);
+        println!("    target <= 1.10: {}", verdict(r <= 1.10));
+        ratio_line("miss cachette/raw_redis_rs_io_thread", c_ct, raw_io);
+        ratio_line("miss cachette_mt/raw_redis_rs_mt", c_mt, raw_mt);
     }
 
     println!(

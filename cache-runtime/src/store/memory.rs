@@ -8,11 +8,22 @@
 //!
 //! The capacity is split over *segments* (chosen by the key's high bits), each a mutex around a
 //! dense vector of the keys it holds. Only writers (fills, invalidations) take a segment lock,
-//! and always before a map shard lock, never the other way round. When a segment is full, a fill
-//! samples a few of its keys at random and evicts the expired one or the least used (sampled LFU,
-//! with the counters halved every few fills of the segment so old popularity fades, as Redis's
-//! `allkeys-lfu` does). Each fill also looks at the next two keys under a moving hand and drops
-//! them if expired, so expired entries leave without a timer task and without a global lock.
+//! and always before a map shard lock, never the other way round. Each fill also looks at the
+//! next two keys under a moving hand and drops them if expired, so expired entries leave without
+//! a timer task and without a global lock; a segment keeps a lower bound of its deadlines, and
+//! until the clock reaches it, fills do not look.
+//!
+//! # Eviction and admission
+//!
+//! When a segment is full, a fill samples a few of its keys at random: an expired one makes room,
+//! else the least used of the sample is the *victim* (sampled LFU). The new key takes the
+//! victim's place only if it was asked for more often than the victim was used (TinyLFU
+//! admission): once a segment has been full, every fill counts in the segment's count-min
+//! *sketch*, so a key that keeps missing climbs there, while a burst of one-time keys does not
+//! displace the entries in use. A rejected value is returned to its caller, just not kept.
+//! The use counters and the sketch are halved every ten capacities' worth of fills, so past
+//! popularity fades. All of this runs under the segment lock, on fills: a hit only bumps its
+//! entry's own counter.
 //!
 //! # Races with invalidation
 //!
@@ -34,9 +45,12 @@ use crate::clock::Clock;
 use crate::flight::Flights;
 
 /// How many keys a full segment looks at to choose a victim.
-const SAMPLES: usize = 8;
+const SAMPLES: usize = 5;
 /// The use counter saturates here (4 bits, as in TinyLFU): hot keys stop writing it.
 const MAX_FREQ: u8 = 15;
+/// A segment halves its use counters and its sketch every this many times its capacity in
+/// fills (TinyLFU's sample of ten times the capacity).
+const AGING_PERIOD: usize = 10;
 /// Keys per segment below which more segments bring nothing.
 const MIN_SEGMENT: usize = 256;
 /// Segments at most.
@@ -67,7 +81,14 @@ struct Segment {
     capacity: usize,
     rng: u64,
     hand: usize,
+    /// No entry of the segment expires before this: until then a fill does not sweep.
+    earliest: u64,
+    /// The earliest deadline among the keys the hand passed in its current pass, and the keys
+    /// added (or moved behind the hand) meanwhile: `earliest` once the pass is over.
+    pass_earliest: u64,
     fills_since_aging: usize,
+    /// How often keys were asked to be stored here lately, made when the segment first fills.
+    sketch: Option<Sketch>,
 }
 
 /// What [`MemoryStore::insert`] did.
@@ -77,6 +98,9 @@ pub(crate) enum Insert {
     Stored,
     /// The check said the value went stale: nothing stored.
     Stale,
+    /// The store is full and the key was asked for less often than the entry it would replace:
+    /// nothing stored.
+    Rejected,
 }
 
 impl<V: Clone> MemoryStore<V> {
@@ -103,7 +127,10 @@ impl<V: Clone> MemoryStore<V> {
                     capacity: share,
                     rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
                     hand: 0,
+                    earliest: u64::MAX,
+                    pass_earliest: u64::MAX,
                     fills_since_aging: 0,
+                    sketch: None,
                 })
             })
             .collect();
@@ -134,11 +161,23 @@ impl<V: Clone> MemoryStore<V> {
     }
 
     /// Stores `value` under `key` for `ttl` (forever when `None`), unless `current()`, run
-    /// under the lock that [`MemoryStore::remove`] takes, says the value went stale.
+    /// under the lock that [`MemoryStore::remove`] takes, says the value went stale, or the
+    /// store is full and does not admit a key asked for this rarely (see the module doc).
     pub(crate) fn insert(
         &self,
         key: u128,
         value: V,
+        ttl: Option<Duration>,
+        current: impl FnOnce() -> bool,
+    ) -> Insert {
+        self.insert_with(key, || value, ttl, current)
+    }
+
+    /// [`MemoryStore::insert`] of the value `value()` makes, made only if it is stored.
+    pub(crate) fn insert_with(
+        &self,
+        key: u128,
+        value: impl FnOnce() -> V,
         ttl: Option<Duration>,
         current: impl FnOnce() -> bool,
     ) -> Insert {
@@ -149,31 +188,49 @@ impl<V: Clone> MemoryStore<V> {
         let now = self.clock.now_ms();
         let expires_at = self.clock.deadline(ttl);
         if let Some(mut entry) = self.map.get_mut(&key) {
-            entry.value = value;
+            entry.value = value();
             entry.expires_at = expires_at;
             let slot = entry.slot.load(Ordering::Relaxed);
             if let Some(slot) = seg.keys.get_mut(slot) {
                 slot.expires_at = expires_at;
             }
+            seg.note_deadline(expires_at);
             return Insert::Stored;
         }
         self.sweep(&mut seg, now);
         seg.fills_since_aging += 1;
-        if seg.fills_since_aging >= seg.capacity.max(16) {
+        if seg.fills_since_aging >= seg.capacity.max(16) * AGING_PERIOD {
             seg.fills_since_aging = 0;
-            self.age(&seg);
+            self.age(&mut seg);
         }
+        // Admission: once the segment has been full, every fill counts in its sketch, and a
+        // key that would replace a live entry must have been asked for more often than it.
+        if seg.keys.len() >= seg.capacity && seg.sketch.is_none() {
+            seg.sketch = Some(Sketch::new(seg.capacity));
+        }
+        let freq = seg.sketch.as_mut().map_or(1, |sketch| sketch.record(key));
         if seg.keys.len() >= seg.capacity {
-            self.evict_one(&mut seg, now);
+            if let Some((victim, used)) = self.victim(&mut seg, now) {
+                if freq <= used {
+                    return Insert::Rejected;
+                }
+                // The sketch remembers the victim's use, so that it can win its place back.
+                if let Some(sketch) = &mut seg.sketch {
+                    sketch.raise(victim, used);
+                }
+                self.remove_locked(&mut seg, victim);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let slot = seg.keys.len();
         seg.keys.push(Slot { key, expires_at });
+        seg.note_deadline(expires_at);
         self.map.insert(
             key,
             Entry {
-                value,
+                value: value(),
                 expires_at,
-                freq: AtomicU8::new(1),
+                freq: AtomicU8::new(freq),
                 slot: AtomicUsize::new(slot),
             },
         );
@@ -188,7 +245,7 @@ impl<V: Clone> MemoryStore<V> {
             .is_some_and(|expires_at| expires_at > now)
     }
 
-    /// Drops every entry.
+    /// Drops every entry, and what the store learnt of the keys' use: it starts afresh.
     pub(crate) fn clear(&self) {
         for seg in self.segments.iter() {
             let mut seg = seg.lock().unwrap_or_else(PoisonError::into_inner);
@@ -196,6 +253,10 @@ impl<V: Clone> MemoryStore<V> {
                 self.map.remove(&slot.key);
             }
             seg.hand = 0;
+            seg.earliest = u64::MAX;
+            seg.pass_earliest = u64::MAX;
+            seg.fills_since_aging = 0;
+            seg.sketch = None;
         }
     }
 
@@ -259,7 +320,11 @@ impl<V: Clone> MemoryStore<V> {
         let (_, entry) = self.map.remove(&key)?;
         let slot = entry.slot.load(Ordering::Relaxed);
         seg.keys.swap_remove(slot);
-        if let Some(moved) = seg.keys.get(slot) {
+        if let Some(&moved) = seg.keys.get(slot) {
+            if slot < seg.hand {
+                // Moved behind the hand: this pass will not see it.
+                seg.pass_earliest = seg.pass_earliest.min(moved.expires_at);
+            }
             if let Some(moved) = self.map.get(&moved.key) {
                 moved.slot.store(slot, Ordering::Relaxed);
             }
@@ -267,30 +332,38 @@ impl<V: Clone> MemoryStore<V> {
         Some(entry.expires_at)
     }
 
-    /// Drops expired entries among the next two under the segment's hand.
+    /// Drops expired entries among the next two under the segment's hand, unless none can
+    /// have expired yet.
     fn sweep(&self, seg: &mut Segment, now: u64) {
+        if now < seg.earliest {
+            return;
+        }
         for _ in 0..2 {
             if seg.keys.is_empty() {
                 return;
             }
             if seg.hand >= seg.keys.len() {
                 seg.hand = 0;
+                seg.earliest = seg.pass_earliest;
+                seg.pass_earliest = u64::MAX;
             }
             let Slot { key, expires_at } = seg.keys[seg.hand];
             if expires_at <= now {
                 self.remove_locked(seg, key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
             } else {
+                seg.pass_earliest = seg.pass_earliest.min(expires_at);
                 seg.hand += 1;
             }
         }
     }
 
-    /// Evicts an expired entry or the least used of a random sample.
-    fn evict_one(&self, seg: &mut Segment, now: u64) {
+    /// Chooses which entry a new key would replace: drops an expired one of a random sample if
+    /// it finds one (and returns `None`), else returns the least used of the sample and its use.
+    fn victim(&self, seg: &mut Segment, now: u64) -> Option<(u128, u8)> {
         let len = seg.keys.len();
         if len == 0 {
-            return;
+            return None;
         }
         let mut victim = None;
         let mut lowest = u8::MAX;
@@ -300,7 +373,7 @@ impl<V: Clone> MemoryStore<V> {
             if expires_at <= now {
                 self.remove_locked(seg, key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
-                return;
+                return None;
             }
             let Some(entry) = self.map.get(&key) else {
                 continue;
@@ -308,22 +381,26 @@ impl<V: Clone> MemoryStore<V> {
             let freq = entry.freq.load(Ordering::Relaxed);
             if freq < lowest {
                 lowest = freq;
-                victim = Some(key);
+                victim = Some((key, freq));
+                if freq == 0 {
+                    // None is used less: the other samples would not change the choice.
+                    break;
+                }
             }
         }
-        if let Some(key) = victim {
-            self.remove_locked(seg, key);
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-        }
+        victim
     }
 
-    /// Halves every use counter of the segment, so past popularity fades.
-    fn age(&self, seg: &Segment) {
+    /// Halves every use counter of the segment, and its sketch, so past popularity fades.
+    fn age(&self, seg: &mut Segment) {
         for slot in &seg.keys {
             if let Some(entry) = self.map.get(&slot.key) {
                 let freq = entry.freq.load(Ordering::Relaxed);
                 entry.freq.store(freq / 2, Ordering::Relaxed);
             }
+        }
+        if let Some(sketch) = &mut seg.sketch {
+            sketch.halve();
         }
     }
 }
@@ -337,6 +414,12 @@ struct Slot {
 }
 
 impl Segment {
+    /// Takes a key's new deadline into the bounds the sweep goes by.
+    fn note_deadline(&mut self, expires_at: u64) {
+        self.earliest = self.earliest.min(expires_at);
+        self.pass_earliest = self.pass_earliest.min(expires_at);
+    }
+
     /// xorshift64*: cheap, and good enough to pick eviction samples.
     fn next_random(&mut self) -> u64 {
         let mut x = self.rng;
@@ -345,6 +428,80 @@ impl Segment {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// A count-min sketch of how often each key was asked to be stored: four 4-bit counters a key,
+/// picked by its digest among sixteen a word, read as their minimum. Halved with the segment's
+/// use counters, so that the two compare.
+struct Sketch {
+    table: Box<[u64]>,
+}
+
+impl Sketch {
+    /// Odd multipliers, one per counter of a key.
+    const SEEDS: [u64; 4] = [
+        0x9E37_79B9_7F4A_7C15,
+        0xC2B2_AE3D_27D4_EB4F,
+        0x1656_67B1_9E37_79F9,
+        0xD6E8_FEB8_6659_FD93,
+    ];
+
+    fn new(capacity: usize) -> Self {
+        let words = capacity.next_power_of_two().max(64);
+        Self {
+            table: vec![0; words].into_boxed_slice(),
+        }
+    }
+
+    /// The word and bit offset of each of `key`'s counters.
+    fn counters(&self, key: u128) -> [(usize, u32); 4] {
+        let mixed = (key as u64) ^ ((key >> 64) as u64).rotate_left(32);
+        let mask = self.table.len() - 1;
+        std::array::from_fn(|i| {
+            let h = mixed.wrapping_mul(Self::SEEDS[i]);
+            ((h >> 32) as usize & mask, ((h >> 26) as u32 & 15) * 4)
+        })
+    }
+
+    /// Counts one more request for `key`; returns its estimate, this one included.
+    fn record(&mut self, key: u128) -> u8 {
+        let counters = self.counters(key);
+        let read = |table: &[u64], (word, shift): (usize, u32)| (table[word] >> shift) as u8 & 15;
+        let min = counters
+            .iter()
+            .map(|&c| read(&self.table, c))
+            .min()
+            .unwrap_or(0);
+        if min == MAX_FREQ {
+            return min;
+        }
+        // Only the counters at the minimum grow (conservative update): the estimate stays as
+        // close to the true count as the collisions allow.
+        for &(word, shift) in &counters {
+            if read(&self.table, (word, shift)) == min {
+                self.table[word] += 1 << shift;
+            }
+        }
+        min + 1
+    }
+
+    /// Raises `key`'s counters to at least `to`.
+    fn raise(&mut self, key: u128, to: u8) {
+        let to = to.min(MAX_FREQ);
+        for (word, shift) in self.counters(key) {
+            let c = (self.table[word] >> shift) as u8 & 15;
+            if c < to {
+                self.table[word] += u64::from(to - c) << shift;
+            }
+        }
+    }
+
+    /// Halves every counter.
+    fn halve(&mut self) {
+        for word in self.table.iter_mut() {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
     }
 }
 
@@ -410,8 +567,11 @@ mod tests {
         for capacity in [1, 3, 100, 1000, 5000] {
             let store = MemoryStore::new(capacity);
             for i in 0..(capacity as u64 * 3 + 10) {
-                store.insert(key(i), i, None, || true);
-                assert!(store.len() <= capacity, "{} > {capacity}", store.len());
+                // Twice: a full store admits a key asked for more than once.
+                for _ in 0..2 {
+                    store.insert(key(i), i, None, || true);
+                    assert!(store.len() <= capacity, "{} > {capacity}", store.len());
+                }
             }
             assert!(
                 store.len() >= capacity * 9 / 10,
@@ -496,5 +656,135 @@ mod tests {
         for i in (1..64).step_by(2).chain(64..96) {
             assert_eq!(store.get(key(i)), Some(i));
         }
+    }
+
+    /// Fills a store of `capacity` (one segment: below 512) with the keys `0..capacity`, each
+    /// read `reads` times.
+    fn full_of_used_keys(capacity: u64, reads: usize) -> MemoryStore<u64> {
+        let store = MemoryStore::new(capacity as usize);
+        for i in 0..capacity {
+            assert_eq!(store.insert(key(i), i, None, || true), Insert::Stored);
+            for _ in 0..reads {
+                assert_eq!(store.get(key(i)), Some(i));
+            }
+        }
+        store
+    }
+
+    #[test]
+    fn a_scan_of_one_time_keys_does_not_evict_the_keys_in_use() {
+        let store = full_of_used_keys(500, 3);
+        let (mut stored, mut lost) = (0, 0);
+        for once in 1000..21_000 {
+            // The keys in use are still read, round-robin, while the scan passes.
+            let used = once % 500;
+            if store.get(key(used)).is_none() {
+                lost += 1;
+                store.insert(key(used), used, None, || true);
+            }
+            assert_eq!(store.get(key(once)), None);
+            if store.insert(key(once), once, None, || true) == Insert::Stored {
+                stored += 1;
+            }
+        }
+        assert!(lost <= 5, "{lost} reads of the 500 keys in use missed");
+        assert!(stored <= 5, "{stored} of 20 000 one-time keys stored");
+        assert_eq!(store.len(), 500);
+    }
+
+    #[test]
+    fn a_key_that_keeps_missing_gets_in() {
+        let store = full_of_used_keys(500, 3);
+        let newcomer = key(5000);
+        let mut misses = 0;
+        while store.get(newcomer).is_none() {
+            misses += 1;
+            assert!(misses <= 16, "still not admitted after 16 misses");
+            store.insert(newcomer, 5000, None, || true);
+        }
+        // Used 4 times (its fill and 3 reads), the entries it competes with: it needs 5 misses.
+        assert_eq!(
+            misses, 5,
+            "admitted once asked for more often than its victim was used"
+        );
+        assert_eq!(store.len(), 500);
+        assert_eq!(store.evictions(), 1);
+    }
+
+    #[test]
+    fn clear_forgets_what_keys_were_asked_for() {
+        let store = full_of_used_keys(16, 0);
+        for _ in 0..3 {
+            store.insert(key(100), 100, None, || true);
+        }
+        assert_eq!(store.get(key(100)), Some(100), "asked for thrice, admitted");
+        store.clear();
+        for i in 0..16 {
+            store.insert(key(i), i, None, || true);
+        }
+        assert_eq!(store.insert(key(100), 100, None, || true), Insert::Rejected);
+    }
+
+    #[test]
+    fn the_sweep_finds_an_expired_entry_moved_behind_its_hand() {
+        let (clock, hand) = Clock::manual();
+        let store = MemoryStore::with_clock(400, clock);
+        let fill = |i: u64, ttl: Option<Duration>| store.insert(key(i), i, ttl, || true);
+        let sweep_hand = || store.segment(key(0)).hand;
+        let last = || store.segment(key(0)).keys.last().map(|slot| slot.key);
+        fill(0, Some(Duration::from_secs(1)));
+        for i in 1..=20 {
+            fill(i, None);
+        }
+        fill(99, Some(Duration::from_secs(10)));
+        fill(21, None);
+        hand.advance(Duration::from_secs(2));
+        // Key 0 is due: fills sweep. Let the hand end a pass and start another.
+        let mut next = 100;
+        loop {
+            let before = sweep_hand();
+            fill(next, None);
+            next += 1;
+            if sweep_hand() < before {
+                break;
+            }
+        }
+        assert_eq!(store.expirations(), 1);
+        // Key 99, not yet passed in this pass, moves behind the hand: the keys after it go,
+        // then one behind the hand, whose place the last key takes.
+        while last() != Some(key(99)) {
+            assert!(store.remove(last().unwrap()));
+        }
+        let behind = store.segment(key(0)).keys[0].key;
+        assert!(sweep_hand() > 0);
+        assert!(store.remove(behind));
+        assert_eq!(store.segment(key(0)).keys[0].key, key(99));
+        // The pass ends, with only keys that never expire ahead of it.
+        loop {
+            let before = sweep_hand();
+            fill(next, None);
+            next += 1;
+            if sweep_hand() < before {
+                break;
+            }
+        }
+        hand.advance(Duration::from_secs(11));
+        for _ in 0..100 {
+            store.remove(key(next - 1));
+            fill(next, None);
+            next += 1;
+        }
+        assert_eq!(store.expirations(), 2, "key 99 was reclaimed");
+    }
+
+    #[test]
+    fn entries_that_never_expire_are_not_swept() {
+        let store = MemoryStore::new(1000);
+        for i in 0..500 {
+            store.insert(key(i), i, None, || true);
+        }
+        let seg = store.segment(key(0));
+        assert_eq!(seg.hand, 0, "no sweep while nothing can expire");
+        assert_eq!(seg.earliest, u64::MAX);
     }
 }

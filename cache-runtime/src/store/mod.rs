@@ -122,7 +122,9 @@ where
         match self {
             Store::Memory(memory) => memory.get(key.digest()),
             Store::Redis(_) => None,
-            Store::Tiered(tiered) => tiered.get_leading(ctx, key, flight).await,
+            // Boxed, here and in `fill`: the shared stores' futures are large, and inline they
+            // would size every function's miss future, the memory store's too.
+            Store::Tiered(tiered) => Box::pin(tiered.get_leading(ctx, key, flight)).await,
         }
     }
 
@@ -139,10 +141,10 @@ where
     ) {
         match self {
             Store::Memory(memory) => {
-                memory.insert(key.digest(), value.clone(), ttl, || flight.current());
+                memory.insert_with(key.digest(), || value.clone(), ttl, || flight.current());
             }
-            Store::Redis(redis) => redis.fill(ctx, key, value, ttl, flight).await,
-            Store::Tiered(tiered) => tiered.fill(ctx, key, value, ttl, flight).await,
+            Store::Redis(redis) => Box::pin(redis.fill(ctx, key, value, ttl, flight)).await,
+            Store::Tiered(tiered) => Box::pin(tiered.fill(ctx, key, value, ttl, flight)).await,
         }
     }
 

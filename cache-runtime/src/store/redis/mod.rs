@@ -144,16 +144,9 @@ where
             return Written::No;
         }
         let name = self.keys.redis_key(key);
+        // A `SET` that times out may still land, after an invalidation it would then outlive:
+        // `set` sends a `DEL` behind it on its connection, which lands after it.
         if let Err(err) = self.redis.set(&name, &bytes, ttl).await {
-            if matches!(err, StoreError::Timeout) {
-                // The write may still land after we gave up on it, and after an invalidation
-                // it would then outlive. A delete sent behind it on the same connection
-                // lands after it: at worst a miss.
-                let (store, name) = (self.redis, name.clone());
-                io_runtime().spawn(async move {
-                    let _ = store.delete(&name).await;
-                });
-            }
             ctx.store_error(self.redis, "SET", &err);
             return Written::No;
         }
