@@ -236,5 +236,6 @@ pub mod __private {
         settle, CachedFn, CallKey, Codec, Format, KeyBuilder, KeyName, Outcome, Spec, StoreKind,
         Target,
     };
+    pub use cache_runtime::{BincodeFeature, Features, RedisFeature};
     pub use cache_runtime::{Checked, KeyArg, ValueClone, ValueSend, ValueSerde};
 }

@@ -145,6 +145,7 @@ pub fn all() -> Vec<(String, Stats)> {
     all
 }
 
+#[cfg(feature = "redis")]
 /// How many times this process has subscribed to the tiered store's invalidation channel:
 /// 0 before any tiered function was used, then one more after each lost connection.
 pub fn bus_subscriptions() -> u64 {

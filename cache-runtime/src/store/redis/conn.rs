@@ -114,14 +114,14 @@ impl Redis {
         let timeout = config.redis_timeout();
         let target = match config.redis_urls() {
             [] => Target::Off,
-            [url] => match redis::Client::open(url.as_str()) {
+            [url] => match config.redis_client(url) {
                 Ok(client) => Target::Single(client),
                 Err(err) => {
                     tracing::warn!(%err, "cachette: cannot use Redis at {url}; caching without it");
                     Target::Off
                 }
             },
-            urls => match ClusterClient::builder(urls.iter().map(String::as_str))
+            urls => match cluster_builder(config, urls)
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
                 .retries(1)
@@ -134,6 +134,14 @@ impl Redis {
                 }
             },
         };
+        #[cfg(feature = "tls")]
+        if config
+            .redis_urls()
+            .iter()
+            .any(|url| url.starts_with("rediss://"))
+        {
+            install_crypto_provider();
+        }
         Redis {
             target,
             conn: RwLock::new(None),
@@ -450,6 +458,26 @@ impl Redis {
             self.suppressed_warnings.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A cluster client's builder for `urls`, trusting the configured certificate authorities.
+fn cluster_builder(config: &Config, urls: &[String]) -> redis::cluster::ClusterClientBuilder {
+    let builder = ClusterClient::builder(urls.iter().map(String::as_str));
+    #[cfg(feature = "tls")]
+    if let Some(certs) = config.tls_certificates() {
+        return builder.certs(certs);
+    }
+    let _ = config;
+    builder
+}
+
+/// Makes ring rustls's process-wide crypto provider, unless the application installed one:
+/// rustls needs exactly one, and cannot pick one itself when another crate in the build turns
+/// on a second.
+#[cfg(feature = "tls")]
+pub(crate) fn install_crypto_provider() {
+    // An error means a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 thread_local! {
