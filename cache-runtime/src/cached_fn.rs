@@ -339,6 +339,10 @@ where
         &self.ctx.namespace
     }
 
+    fn store(&self) -> &'static str {
+        self.store.name()
+    }
+
     fn stats(&self) -> Stats {
         let c = &self.ctx.counters;
         let (evictions, expirations, entries) = self.store.counts();

@@ -76,6 +76,17 @@ where
         }
     }
 
+    /// The store's name, as `store = "…"` writes it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
+            Store::Redis(_) => "redis",
+            #[cfg(feature = "redis")]
+            Store::Tiered(_) => "tiered",
+        }
+    }
+
     /// Starts what the store runs beside calls (the tiered store's bus subscription).
     pub(crate) fn start(&'static self, ctx: &'static Context<V>) {
         match self {
