@@ -23,11 +23,11 @@ async fn reprice(sku: u32) {
     let _ = sku;
 }
 
+/// The metrics a snapshot holds, by name and sorted labels: their kind and value.
+type Published = HashMap<(String, Vec<(String, String)>), (MetricKind, f64)>;
+
 /// The published value of `name` for `price`, with its kind and labels checked.
-fn value(
-    snapshot: &HashMap<(String, Vec<(String, String)>), (MetricKind, f64)>,
-    name: &str,
-) -> (MetricKind, f64) {
+fn value(snapshot: &Published, name: &str) -> (MetricKind, f64) {
     let labels = vec![
         ("function".to_owned(), "metrics::price".to_owned()),
         ("store".to_owned(), "memory".to_owned()),
@@ -37,9 +37,7 @@ fn value(
         .unwrap_or_else(|| panic!("{name} was not published: {snapshot:?}"))
 }
 
-fn snapshot(
-    snapshotter: &Snapshotter,
-) -> HashMap<(String, Vec<(String, String)>), (MetricKind, f64)> {
+fn snapshot(snapshotter: &Snapshotter) -> Published {
     snapshotter
         .snapshot()
         .into_vec()
@@ -181,7 +179,8 @@ fn every_counter_is_published_with_its_labels_and_each_load_has_a_span() {
     assert_eq!(stats.evictions, 1, "{stats:?}");
     assert_eq!(stats.entries, 1, "two fit, one was invalidated: {stats:?}");
 
-    // A publication sets the running totals: publishing twice counts nothing twice.
+    // A publication sets the running totals: publishing twice counts nothing twice (each
+    // snapshot starts the recorder's counters from zero, so these two are all it holds).
     runtime.block_on(async {
         assert_eq!(price(1).await, Ok(10)); // the hot entry, kept over 2
     });

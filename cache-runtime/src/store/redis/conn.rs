@@ -64,6 +64,8 @@ pub(crate) struct Redis {
     suppressed_warnings: AtomicU64,
 }
 
+// One per process, in a static: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Target {
     Single(redis::Client),
     Cluster(Box<ClusterClient>),
