@@ -339,6 +339,7 @@ where
         &self.ctx.namespace
     }
 
+    #[cfg(feature = "metrics")]
     fn store(&self) -> &'static str {
         self.store.name()
     }

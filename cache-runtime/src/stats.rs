@@ -125,6 +125,7 @@ impl HotCounter {
 pub(crate) trait Source: Sync {
     fn namespace(&self) -> &str;
     /// `"memory"`, `"redis"` or `"tiered"`.
+    #[cfg(feature = "metrics")]
     fn store(&self) -> &'static str;
     fn stats(&self) -> Stats;
 }

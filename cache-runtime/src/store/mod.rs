@@ -77,6 +77,7 @@ where
     }
 
     /// The store's name, as `store = "…"` writes it.
+    #[cfg(feature = "metrics")]
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Store::Memory(_) => "memory",
