@@ -21,9 +21,9 @@ pub(crate) const ENV_PREFIX: &str = "CACHETTE_PREFIX";
 pub(crate) const ENV_REDIS_TIMEOUT_MS: &str = "CACHETTE_REDIS_TIMEOUT_MS";
 /// The environment variable that sets [`ConfigBuilder::max_value_bytes`].
 pub(crate) const ENV_MAX_VALUE_BYTES: &str = "CACHETTE_MAX_VALUE_BYTES";
-#[cfg(feature = "tls")]
 /// The environment variable naming a PEM file of certificate authorities to trust for
 /// `rediss://` (see `ConfigBuilder::redis_tls_ca`).
+#[cfg(feature = "tls")]
 pub(crate) const ENV_REDIS_TLS_CA: &str = "CACHETTE_REDIS_TLS_CA";
 
 /// The Redis used when none is configured.
@@ -81,15 +81,15 @@ impl Config {
     }
 
     /// A builder starting from the environment: `CACHETTE_REDIS_URL`, `CACHETTE_PREFIX`,
-    /// `CACHETTE_REDIS_TIMEOUT_MS`, `CACHETTE_MAX_VALUE_BYTES`, `CACHETTE_MEMORY_CAPACITY`,
-    /// `CACHETTE_REDIS_TLS_CA` (a PEM file). Unset variables keep their defaults. This is the strict reading, for a program that
-    /// wants to refuse a bad environment; [`Config::global`] instead replaces each bad
-    /// setting with its default.
+    /// `CACHETTE_REDIS_TIMEOUT_MS`, `CACHETTE_MAX_VALUE_BYTES`, `CACHETTE_MEMORY_CAPACITY`, and
+    /// with the `tls` feature `CACHETTE_REDIS_TLS_CA` (a PEM file). Unset variables keep their
+    /// defaults. This is the strict reading, for a program that wants to refuse a bad
+    /// environment; [`Config::global`] instead replaces each bad setting with its default.
     ///
     /// # Errors
     /// A number variable that is set but is not a positive whole number, or a
-    /// `CACHETTE_REDIS_TLS_CA` file that cannot be read (kind [`ConfigErrorKind::Tls`]). (Ranges, the prefix, URLs and
-    /// certificates are checked by [`ConfigBuilder::build`].)
+    /// `CACHETTE_REDIS_TLS_CA` file that cannot be read (kind [`ConfigErrorKind::Tls`]).
+    /// (Ranges, the prefix, URLs and certificates are checked by [`ConfigBuilder::build`].)
     pub fn from_env() -> Result<ConfigBuilder, ConfigError> {
         let mut builder = Self::builder();
         if let Some(n) = env_number(ENV_MEMORY_CAPACITY)? {
@@ -152,8 +152,14 @@ impl Config {
     #[cfg(feature = "redis")]
     pub(crate) fn redis_client(&self, url: &str) -> redis::RedisResult<redis::Client> {
         #[cfg(feature = "tls")]
-        if let (Some(certs), true) = (self.tls_certificates(), is_tls(url)) {
-            return redis::Client::build_with_tls(url, certs);
+        if is_tls(url) {
+            // rustls needs one process-wide crypto provider, and cannot pick one itself when
+            // another crate in the build turns on a second: ring's, unless the application
+            // installed one (then this is an error, and changes nothing).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            if let Some(certs) = self.tls_certificates() {
+                return redis::Client::build_with_tls(url, certs);
+            }
         }
         redis::Client::open(url)
     }
@@ -437,8 +443,8 @@ fn is_tls(url: &str) -> bool {
     url.trim_start().starts_with("rediss://")
 }
 
-#[cfg(feature = "tls")]
 /// The contents of the PEM file at `path`, or why it cannot be read.
+#[cfg(feature = "tls")]
 fn read_pem(path: &str) -> Result<Pem, String> {
     std::fs::read(path)
         .map(|bytes| Pem(bytes.into()))

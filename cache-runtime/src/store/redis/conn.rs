@@ -136,14 +136,6 @@ impl Redis {
                 }
             },
         };
-        #[cfg(feature = "tls")]
-        if config
-            .redis_urls()
-            .iter()
-            .any(|url| url.starts_with("rediss://"))
-        {
-            install_crypto_provider();
-        }
         Redis {
             target,
             conn: RwLock::new(None),
@@ -471,15 +463,6 @@ fn cluster_builder(config: &Config, urls: &[String]) -> redis::cluster::ClusterC
     }
     let _ = config;
     builder
-}
-
-/// Makes ring rustls's process-wide crypto provider, unless the application installed one:
-/// rustls needs exactly one, and cannot pick one itself when another crate in the build turns
-/// on a second.
-#[cfg(feature = "tls")]
-pub(crate) fn install_crypto_provider() {
-    // An error means a provider is installed already, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 thread_local! {
