@@ -192,6 +192,20 @@ fn every_counter_is_published_with_its_labels_and_each_load_has_a_span() {
         (MetricKind::Counter, 3.0)
     );
 
+    // `publish_every` publishes from a thread of its own, with no call to `publish`.
+    runtime.block_on(async {
+        assert_eq!(price(1).await, Ok(10));
+    });
+    cachette::stats::publish_every(std::time::Duration::from_millis(10));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut hits = 0.0;
+    while hits != 4.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Each snapshot starts the counter from zero; the thread's next publication sets it.
+        hits = value(&snapshot(&snapshotter), "cachette_hits_total").1;
+    }
+    assert_eq!(hits, 4.0, "published by the thread");
+
     // One span per load (four), each naming the function and its outcome.
     let spans: Vec<HashMap<String, String>> = loads
         .0
