@@ -101,6 +101,9 @@
 ///   tier in step. `l1_ttl = "30s"` sets the memory tier's ttl (default: the smaller of `ttl`
 ///   and a minute).
 ///
+/// `"redis"` and `"tiered"` need the `redis` Cargo feature (on by default): without it, they
+/// are a compile error at the option, naming the feature.
+///
 /// A store failure never fails a call: the body runs uncached, and the failure is counted and
 /// logged.
 ///
@@ -112,7 +115,8 @@
 ///
 /// ## `format = "json" | "bincode"`
 /// How values are written to Redis: plain JSON text (the default, readable from any language)
-/// or bincode behind a short header. Bytes that do not decode are a miss, then overwritten.
+/// or bincode behind a short header (the `bincode` Cargo feature, on by default). Bytes that do
+/// not decode are a miss, then overwritten.
 ///
 /// ## `key = "user:{id}"`
 /// A readable Redis key, exactly `{prefix}:user:42`, that other services can find. Each
@@ -545,5 +549,6 @@ pub mod __private {
     pub use cache_runtime::{
         BehindArg, BehindSpec, BodyResult, WriteBehind, DEFAULT_CAPACITY, DEFAULT_RETRIES,
     };
+    pub use cache_runtime::{BincodeFeature, Features, RedisFeature};
     pub use cache_runtime::{Checked, KeyArg, ValueClone, ValueSend, ValueSerde};
 }

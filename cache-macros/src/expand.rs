@@ -166,9 +166,21 @@ fn checked_value(model: &Function, args: &CachedArgs) -> TokenStream {
     if args.store != Store::Memory {
         markers.push(quote!(ValueSerde));
     }
-    let oks = markers
+    let mut oks: Vec<TokenStream> = markers
         .iter()
-        .map(|marker| quote!(<#value as ::cachette::__private::#marker>::OK));
+        .map(|marker| quote!(<#value as ::cachette::__private::#marker>::OK))
+        .collect();
+    // The Cargo features the options need, checked at the options (see the runtime's `feature`).
+    let feature = |span: Option<Span>, marker: TokenStream| {
+        let span = span.unwrap_or_else(Span::call_site);
+        quote_spanned!(span=> <::cachette::__private::Features as ::cachette::__private::#marker>::OK)
+    };
+    if args.store != Store::Memory {
+        oks.push(feature(args.store_span, quote!(RedisFeature)));
+        if args.format == Format::Bincode {
+            oks.push(feature(args.format_span, quote!(BincodeFeature)));
+        }
+    }
     quote!(::cachette::__private::Checked<#value, { #(#oks)+* }>)
 }
 

@@ -213,7 +213,7 @@ impl Bus {
             let url = &urls[next % urls.len()];
             next += 1;
             let pubsub = async {
-                let client = redis::Client::open(url.as_str())?;
+                let client = Config::global().redis_client(url)?;
                 let mut pubsub = client.get_async_pubsub().await?;
                 pubsub.subscribe(&self.channel).await?;
                 Ok::<_, redis::RedisError>(pubsub)

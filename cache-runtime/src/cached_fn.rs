@@ -435,6 +435,11 @@ where
         &self.ctx.namespace
     }
 
+    #[cfg(feature = "metrics")]
+    fn store(&self) -> &'static str {
+        self.store.name()
+    }
+
     fn stats(&self) -> Stats {
         let c = &self.ctx.counters;
         let (evictions, expirations, entries) = self.store.counts();

@@ -24,6 +24,7 @@ pub(crate) const BINCODE_FORMAT_ID: u8 = 0x02;
 /// Third byte: the layout version, bumped if the encoding's configuration ever changes.
 pub(crate) const BINCODE_LAYOUT: u8 = 0x01;
 
+#[cfg_attr(not(feature = "bincode"), allow(dead_code))]
 const HEADER: [u8; 3] = [BINCODE_MAGIC, BINCODE_FORMAT_ID, BINCODE_LAYOUT];
 
 /// The serialization format of a store that holds bytes (`format = "…"`).
@@ -252,17 +253,31 @@ fn json_decode<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
     serde_json::from_slice(bytes).ok()
 }
 
+#[cfg(feature = "bincode")]
 fn bincode_encode<V: Serialize>(value: &V, out: &mut Vec<u8>) -> bool {
     out.extend_from_slice(&HEADER);
     bincode::serde::encode_into_std_write(value, out, bincode::config::standard()).is_ok()
 }
 
+#[cfg(feature = "bincode")]
 fn bincode_decode<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
     let body = bytes.strip_prefix(&HEADER)?;
     let (value, read) =
         bincode::serde::decode_from_slice(body, bincode::config::standard()).ok()?;
     // Trailing bytes mean another shape wrote this: a miss, not a guess.
     (read == body.len()).then_some(value)
+}
+
+// Without the `bincode` feature, `format = "bincode"` is a compile error at the option (see
+// `feature::BincodeFeature`), so no codec of generated code ever calls these.
+#[cfg(not(feature = "bincode"))]
+fn bincode_encode<V: Serialize>(_: &V, _: &mut Vec<u8>) -> bool {
+    false
+}
+
+#[cfg(not(feature = "bincode"))]
+fn bincode_decode<V: DeserializeOwned>(_: &[u8]) -> Option<V> {
+    None
 }
 
 #[cfg(test)]

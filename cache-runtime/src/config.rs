@@ -21,6 +21,10 @@ pub(crate) const ENV_PREFIX: &str = "CACHETTE_PREFIX";
 pub(crate) const ENV_REDIS_TIMEOUT_MS: &str = "CACHETTE_REDIS_TIMEOUT_MS";
 /// The environment variable that sets [`ConfigBuilder::max_value_bytes`].
 pub(crate) const ENV_MAX_VALUE_BYTES: &str = "CACHETTE_MAX_VALUE_BYTES";
+/// The environment variable naming a PEM file of certificate authorities to trust for
+/// `rediss://` (see `ConfigBuilder::redis_tls_ca`).
+#[cfg(feature = "tls")]
+pub(crate) const ENV_REDIS_TLS_CA: &str = "CACHETTE_REDIS_TLS_CA";
 
 /// The Redis used when none is configured.
 pub(crate) const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -45,6 +49,20 @@ pub struct Config {
     redis_timeout: Duration,
     max_value_bytes: usize,
     clock: Clock,
+    #[cfg(feature = "tls")]
+    redis_tls_ca: Option<Pem>,
+}
+
+/// PEM text, shown by its size only.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct Pem(std::sync::Arc<[u8]>);
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes of PEM>", self.0.len())
+    }
 }
 
 impl Config {
@@ -52,23 +70,26 @@ impl Config {
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder {
             memory_capacity: DEFAULT_MEMORY_CAPACITY,
-            redis_url: DEFAULT_REDIS_URL.to_owned(),
+            redis_url: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             clock: Clock::system(),
+            #[cfg(feature = "tls")]
+            redis_tls_ca: None,
         }
     }
 
     /// A builder starting from the environment: `CACHETTE_REDIS_URL`, `CACHETTE_PREFIX`,
-    /// `CACHETTE_REDIS_TIMEOUT_MS`, `CACHETTE_MAX_VALUE_BYTES`, `CACHETTE_MEMORY_CAPACITY`.
-    /// Unset variables keep their defaults. This is the strict reading, for a program that
-    /// wants to refuse a bad environment; [`Config::global`] instead replaces each bad
-    /// setting with its default.
+    /// `CACHETTE_REDIS_TIMEOUT_MS`, `CACHETTE_MAX_VALUE_BYTES`, `CACHETTE_MEMORY_CAPACITY`, and
+    /// with the `tls` feature `CACHETTE_REDIS_TLS_CA` (a PEM file). Unset variables keep their
+    /// defaults. This is the strict reading, for a program that wants to refuse a bad
+    /// environment; [`Config::global`] instead replaces each bad setting with its default.
     ///
     /// # Errors
-    /// A number variable that is set but is not a positive whole number. (Ranges, the prefix
-    /// and URLs are checked by [`ConfigBuilder::build`].)
+    /// A number variable that is set but is not a positive whole number, or a
+    /// `CACHETTE_REDIS_TLS_CA` file that cannot be read (kind [`ConfigErrorKind::Tls`]).
+    /// (Ranges, the prefix, URLs and certificates are checked by [`ConfigBuilder::build`].)
     pub fn from_env() -> Result<ConfigBuilder, ConfigError> {
         let mut builder = Self::builder();
         if let Some(n) = env_number(ENV_MEMORY_CAPACITY)? {
@@ -85,6 +106,12 @@ impl Config {
         }
         if let Some(n) = env_number(ENV_MAX_VALUE_BYTES)? {
             builder = builder.max_value_bytes(n);
+        }
+        #[cfg(feature = "tls")]
+        if let Ok(path) = std::env::var(ENV_REDIS_TLS_CA) {
+            let pem = read_pem(&path)
+                .map_err(|why| ConfigError::tls(&format!("{ENV_REDIS_TLS_CA}: {why}")))?;
+            builder.redis_tls_ca = Some(pem);
         }
         Ok(builder)
     }
@@ -118,6 +145,34 @@ impl Config {
     /// The clock entries' ttls are measured on.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// The client of one Redis node URL, trusting the configured certificate authorities for
+    /// `rediss://`; what [`ConfigBuilder::build`] accepts is what connects.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis_client(&self, url: &str) -> redis::RedisResult<redis::Client> {
+        #[cfg(feature = "tls")]
+        if is_tls(url) {
+            // rustls needs one process-wide crypto provider, and cannot pick one itself when
+            // another crate in the build turns on a second: ring's, unless the application
+            // installed one (then this is an error, and changes nothing).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            if let Some(certs) = self.tls_certificates() {
+                return redis::Client::build_with_tls(url, certs);
+            }
+        }
+        redis::Client::open(url)
+    }
+
+    /// The certificates `rediss://` connections trust instead of the system's, if configured.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_certificates(&self) -> Option<redis::TlsCertificates> {
+        self.redis_tls_ca
+            .as_ref()
+            .map(|pem| redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.0.to_vec()),
+            })
     }
 
     /// The configuration in force: the installed one, or else the environment's, read on first
@@ -183,8 +238,19 @@ impl Config {
         if let Some(url) = var(ENV_REDIS_URL) {
             builder = builder.redis_url(url);
         }
-        // Every other setting is now one `build` accepts, so only the URL can turn Redis off.
-        let urls = parse_redis_urls(&builder.redis_url).unwrap_or_else(|err| {
+        #[cfg(feature = "tls")]
+        if let Some(path) = var(ENV_REDIS_TLS_CA) {
+            let usable = read_pem(&path).and_then(|pem| check_ca(&pem).map(|()| pem));
+            match usable {
+                Ok(pem) => builder.redis_tls_ca = Some(pem),
+                Err(why) => warnings.push(format!(
+                    "{ENV_REDIS_TLS_CA}: {why}: trusting the system's certificate authorities"
+                )),
+            }
+        }
+        // Every other setting is now one `build` accepts, so only the URL (and the certificates
+        // it is used with) can turn Redis off.
+        let urls = builder.redis_urls().unwrap_or_else(|err| {
             warnings.push(format!(
                 "{ENV_REDIS_URL}: {err}: Redis is off, memory stores still work"
             ));
@@ -199,11 +265,14 @@ impl Config {
 #[must_use]
 pub struct ConfigBuilder {
     memory_capacity: usize,
-    redis_url: String,
+    /// `None`: [`DEFAULT_REDIS_URL`], not asked for.
+    redis_url: Option<String>,
     prefix: String,
     redis_timeout: Duration,
     max_value_bytes: usize,
     clock: Clock,
+    #[cfg(feature = "tls")]
+    redis_tls_ca: Option<Pem>,
 }
 
 impl ConfigBuilder {
@@ -214,11 +283,23 @@ impl ConfigBuilder {
         self
     }
 
-    /// The Redis to use: `redis://[user:password@]host:port[/db]`, or several comma-separated
-    /// node URLs of a Redis Cluster (default [`DEFAULT_REDIS_URL`]). TLS (`rediss://`) is not
-    /// built in yet: such a URL is refused by [`ConfigBuilder::build`].
+    /// The Redis to use: `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS (the
+    /// `tls` feature), or several comma-separated node URLs of a Redis Cluster (default
+    /// [`DEFAULT_REDIS_URL`]). Without the `redis` feature, [`ConfigBuilder::build`] refuses
+    /// any URL; without `tls`, a `rediss://` one.
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
-        self.redis_url = url.into();
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Certificate authorities, PEM-encoded (one or more `BEGIN CERTIFICATE` blocks), that
+    /// `rediss://` connections trust instead of the system's: a private CA, or a managed Redis
+    /// whose CA is not in the system store. The environment's `CACHETTE_REDIS_TLS_CA` names a
+    /// file holding them. Without this, the system's roots are trusted. The server's name
+    /// (the URL's host) is always verified against its certificate.
+    #[cfg(feature = "tls")]
+    pub fn redis_tls_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.redis_tls_ca = Some(Pem(pem.into().into()));
         self
     }
 
@@ -253,7 +334,9 @@ impl ConfigBuilder {
     /// Checks the settings.
     ///
     /// # Errors
-    /// A zero capacity, timeout or size; an empty prefix; a Redis URL that does not parse.
+    /// A zero capacity, timeout or size; an empty prefix; a Redis URL that does not parse, or
+    /// that needs a feature that is off (`redis`, or `tls` for `rediss://`); certificate
+    /// authorities that do not parse, or that no `rediss://` URL uses.
     pub fn build(self) -> Result<Config, ConfigError> {
         if self.memory_capacity == 0 {
             return Err(ConfigError::invalid("memory_capacity", "0"));
@@ -270,7 +353,16 @@ impl ConfigBuilder {
         if self.prefix.is_empty() {
             return Err(ConfigError::invalid("prefix", "\"\""));
         }
-        let urls = parse_redis_urls(&self.redis_url)?;
+        let urls = self.redis_urls()?;
+        #[cfg(feature = "tls")]
+        if let Some(pem) = &self.redis_tls_ca {
+            if !urls.iter().any(|url| is_tls(url)) {
+                return Err(ConfigError::tls(
+                    "redis_tls_ca is set, but no Redis URL is rediss://",
+                ));
+            }
+            check_ca(pem).map_err(|why| ConfigError::tls(&format!("redis_tls_ca: {why}")))?;
+        }
         Ok(self.into_config(urls))
     }
 
@@ -295,12 +387,73 @@ impl ConfigBuilder {
             redis_timeout: self.redis_timeout,
             max_value_bytes: self.max_value_bytes,
             clock: self.clock,
+            #[cfg(feature = "tls")]
+            redis_tls_ca: self.redis_tls_ca,
+        }
+    }
+
+    /// The node URLs, each checked by making its client as [`Config::redis_client`] will.
+    #[cfg(feature = "redis")]
+    fn redis_urls(&self) -> Result<Vec<String>, ConfigError> {
+        let list = self.redis_url.as_deref().unwrap_or(DEFAULT_REDIS_URL);
+        let urls = split_urls(list)?;
+        let config = self.clone().into_config(Vec::new());
+        for url in &urls {
+            #[cfg(not(feature = "tls"))]
+            if is_tls(url) {
+                return Err(ConfigError::feature_off(url, "tls"));
+            }
+            redis::Client::open(url.as_str())
+                .map_err(|err| ConfigError::bad_url(url, &err.to_string()))?;
+            config
+                .redis_client(url)
+                .map_err(|err| ConfigError::tls(&format!("{url:?}: {err}")))?;
+        }
+        Ok(urls)
+    }
+
+    /// Without the `redis` feature there is no Redis: a URL asked for is refused.
+    #[cfg(not(feature = "redis"))]
+    fn redis_urls(&self) -> Result<Vec<String>, ConfigError> {
+        match &self.redis_url {
+            None => Ok(Vec::new()),
+            Some(list) => Err(ConfigError::feature_off(list, "redis")),
         }
     }
 }
 
-/// The node URLs in a comma-separated list: at least one, each one the Redis client accepts.
-fn parse_redis_urls(list: &str) -> Result<Vec<String>, ConfigError> {
+/// Checks that `pem` holds one certificate or more, and nothing that fails to parse.
+#[cfg(feature = "tls")]
+fn check_ca(pem: &Pem) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut found = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem.0) {
+        cert.map_err(|err| format!("not PEM certificates ({err})"))?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err("no `BEGIN CERTIFICATE` block in it".to_owned());
+    }
+    Ok(())
+}
+
+/// Whether `url` asks for TLS.
+fn is_tls(url: &str) -> bool {
+    url.trim_start().starts_with("rediss://")
+}
+
+/// The contents of the PEM file at `path`, or why it cannot be read.
+#[cfg(feature = "tls")]
+fn read_pem(path: &str) -> Result<Pem, String> {
+    std::fs::read(path)
+        .map(|bytes| Pem(bytes.into()))
+        .map_err(|err| format!("cannot read {path:?} ({err})"))
+}
+
+/// The node URLs in a comma-separated list: at least one.
+#[cfg(feature = "redis")]
+fn split_urls(list: &str) -> Result<Vec<String>, ConfigError> {
     let urls: Vec<String> = list
         .split(',')
         .map(|u| u.trim().to_owned())
@@ -308,10 +461,6 @@ fn parse_redis_urls(list: &str) -> Result<Vec<String>, ConfigError> {
         .collect();
     if urls.is_empty() {
         return Err(ConfigError::bad_url(list, "no URL given"));
-    }
-    for url in &urls {
-        redis::Client::open(url.as_str())
-            .map_err(|err| ConfigError::bad_url(url, &err.to_string()))?;
     }
     Ok(urls)
 }
@@ -347,6 +496,12 @@ pub enum ConfigErrorKind {
     BadUrl,
     /// A configuration is already in force.
     AlreadyInstalled,
+    /// A setting needs a Cargo feature of cachette that is off (`redis` for any Redis URL,
+    /// `tls` for `rediss://`).
+    FeatureOff,
+    /// A TLS setting cannot be used: certificate authorities that do not parse, or that no
+    /// `rediss://` URL uses.
+    Tls,
 }
 
 impl ConfigError {
@@ -354,6 +509,21 @@ impl ConfigError {
         Self {
             kind: ConfigErrorKind::Invalid,
             detail: format!("{setting} = {value}"),
+        }
+    }
+
+    fn tls(why: &str) -> Self {
+        Self {
+            kind: ConfigErrorKind::Tls,
+            detail: why.to_owned(),
+        }
+    }
+
+    #[cfg(not(all(feature = "redis", feature = "tls")))]
+    fn feature_off(url: &str, feature: &str) -> Self {
+        Self {
+            kind: ConfigErrorKind::FeatureOff,
+            detail: format!("{url:?} needs cachette's `{feature}` feature"),
         }
     }
 
@@ -380,8 +550,15 @@ impl fmt::Display for ConfigError {
             ),
             ConfigErrorKind::BadUrl => write!(
                 f,
-                "invalid Redis URL {}; expected redis://[user:password@]host:port[/db], or several \\
-                 comma-separated node URLs for a Redis Cluster (TLS, rediss://, is not built in yet)",
+                "invalid Redis URL {}; expected redis://[user:password@]host:port[/db] (rediss:// \\
+                 for TLS), or several comma-separated node URLs for a Redis Cluster",
+                self.detail
+            ),
+            ConfigErrorKind::Tls => write!(f, "unusable TLS setting: {}", self.detail),
+            ConfigErrorKind::FeatureOff => write!(
+                f,
+                "the Redis URL {}, which is off: turn it on in Cargo.toml \\
+                 (`cachette = {{ version = \"0.1\", features = [...] }}`), or leave the URL unset",
                 self.detail
             ),
             ConfigErrorKind::AlreadyInstalled => f.write_str(
@@ -559,10 +736,13 @@ mod tests {
         let tls = Config::builder()
             .redis_url("rediss://127.0.0.1:6380")
             .build();
-        assert!(
-            tls.is_err(),
-            "TLS is not compiled in, and the builder says so up front"
-        );
+        if cfg!(feature = "tls") {
+            assert_eq!(tls.unwrap().redis_urls(), ["rediss://127.0.0.1:6380"]);
+        } else {
+            let err = tls.unwrap_err();
+            assert_eq!(err.kind(), ConfigErrorKind::FeatureOff);
+            assert!(err.to_string().contains("`tls` feature"), "{err}");
+        }
 
         let zero = Config::builder().memory_capacity(0).build().unwrap_err();
         assert_eq!(zero.kind(), ConfigErrorKind::Invalid);
@@ -571,6 +751,46 @@ mod tests {
             .redis_timeout(Duration::ZERO)
             .build()
             .is_err());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn certificate_authorities_are_checked_and_need_a_tls_url() {
+        let garbage = Config::builder()
+            .redis_url("rediss://127.0.0.1:6380")
+            .redis_tls_ca("not a certificate")
+            .build()
+            .unwrap_err();
+        assert_eq!(garbage.kind(), ConfigErrorKind::Tls);
+        assert!(
+            garbage.to_string().contains("BEGIN CERTIFICATE"),
+            "{garbage}"
+        );
+
+        let broken = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let broken = Config::builder()
+            .redis_url("rediss://127.0.0.1:6380")
+            .redis_tls_ca(broken)
+            .build()
+            .unwrap_err();
+        assert_eq!(broken.kind(), ConfigErrorKind::Tls, "{broken}");
+
+        let unused = Config::builder()
+            .redis_url("redis://127.0.0.1:6380")
+            .redis_tls_ca("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+            .build()
+            .unwrap_err();
+        assert_eq!(unused.kind(), ConfigErrorKind::Tls);
+        assert!(unused.to_string().contains("rediss://"), "{unused}");
+
+        let (config, warnings) = read(&[
+            (ENV_REDIS_URL, "rediss://127.0.0.1:6380"),
+            (ENV_REDIS_TLS_CA, "/nonexistent/ca.pem"),
+        ]);
+        assert_eq!(config.redis_urls(), ["rediss://127.0.0.1:6380"]);
+        assert!(config.tls_certificates().is_none());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains(ENV_REDIS_TLS_CA), "{}", warnings[0]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::cached_fn::Key;
 use crate::flight::Flights;
 use crate::outcome::Policy;
 use crate::stats::Counters;
+#[cfg(feature = "redis")]
 use crate::store::redis::{Redis, StoreError};
 
 /// One cached function's namespace, loads under way and counters.
@@ -63,6 +64,7 @@ impl<V> Context<V> {
     }
 
     /// Counts a store error, and logs it unless the command was not even sent.
+    #[cfg(feature = "redis")]
     pub(crate) fn store_error(&self, redis: &Redis, what: &str, err: &StoreError) {
         Counters::bump(&self.counters.store_errors);
         if !matches!(err, StoreError::Unavailable) {

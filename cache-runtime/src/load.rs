@@ -118,7 +118,23 @@ where
     {
         Counters::bump(&self.ctx.counters.loads);
         let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
-        let outcome = load().await;
+        // The body's own spans nest under this one; a body that panics or is cancelled leaves
+        // `outcome` unset.
+        let span = tracing::info_span!(
+            "cachette.load",
+            function = %self.ctx.namespace,
+            outcome = tracing::field::Empty,
+        );
+        let outcome = tracing::Instrument::instrument(load(), span.clone()).await;
+        let cacheable = outcome.cacheable().is_some();
+        span.record(
+            "outcome",
+            if cacheable {
+                "cacheable"
+            } else {
+                "not_cacheable"
+            },
+        );
         if let Some(value) = outcome.cacheable() {
             error_guard.0 = None;
             let admitted = self.ctx.policy.admit(value);

@@ -1,7 +1,13 @@
-//! Per-function counters, and the registry that lists every cached function used so far.
+//! Per-function counters, and the registry that lists every cached function used so far;
+//! with the `metrics` feature, their publication through the `metrics` facade (`publish`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+
+#[cfg(feature = "metrics")]
+mod publish;
+#[cfg(feature = "metrics")]
+pub use publish::{publish, publish_every};
 
 /// A snapshot of one cached function's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,6 +129,9 @@ impl HotCounter {
 /// Something that reports [`Stats`] under a name: one per cached function.
 pub(crate) trait Source: Sync {
     fn namespace(&self) -> &str;
+    /// `"memory"`, `"redis"` or `"tiered"`.
+    #[cfg(feature = "metrics")]
+    fn store(&self) -> &'static str;
     fn stats(&self) -> Stats;
 }
 
@@ -135,13 +144,18 @@ pub(crate) fn register(source: &'static dyn Source) {
         .push(source);
 }
 
+/// Every cached function called so far in this process.
+fn sources() -> Vec<&'static dyn Source> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
 /// The counters of every cached function called so far in this process, by namespace
 /// (`module::path::fn_name`, or the `name = "…"` given to `#[cached]`), sorted by namespace.
 pub fn all() -> Vec<(String, Stats)> {
-    let sources = REGISTRY
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let sources = sources();
     let mut all: Vec<_> = sources
         .iter()
         .map(|s| (s.namespace().to_owned(), s.stats()))
@@ -150,6 +164,7 @@ pub fn all() -> Vec<(String, Stats)> {
     all
 }
 
+#[cfg(feature = "redis")]
 /// How many times this process has subscribed to the tiered store's invalidation channel:
 /// 0 before any tiered function was used, then one more after each lost connection.
 pub fn bus_subscriptions() -> u64 {

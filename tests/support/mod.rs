@@ -1,4 +1,5 @@
-//! Test support: throwaway `redis-server` processes and a three-master Redis Cluster.
+//! Test support: throwaway `redis-server` processes (TLS ones too) and a three-master Redis
+//! Cluster.
 //!
 //! Integration tests include it with `mod support;`. Every server runs on a free loopback
 //! port (never 6379) with persistence off (`--save "" --appendonly no`) in its own temporary
@@ -10,6 +11,8 @@
 //!
 //! Needs `redis-server` and `redis-cli` (Redis 7) on `PATH`. Linux/Unix only.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod tls;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -175,6 +178,8 @@ enum StartError {
 pub struct RedisServer {
     port: u16,
     cluster: bool,
+    /// The TLS port, beside the plain one, and the files the server presents there.
+    tls: Option<(u16, TlsFiles)>,
     dir: PathBuf,
     /// The `redis-server` process itself, a direct child of the test process.
     server: Option<Child>,
@@ -182,27 +187,43 @@ pub struct RedisServer {
     watchdog: Option<Child>,
 }
 
+/// The files a TLS server presents: its certificate and key, and the CA it names.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
 impl RedisServer {
     /// Starts a standalone server and waits until it answers `PING`.
     ///
     /// Panics, with the server's log, if it does not answer within about 10 s.
     pub fn start() -> RedisServer {
-        Self::start_with(false)
+        Self::start_with(false, None)
+    }
+
+    /// Starts a standalone server that also listens for TLS on a port of its own
+    /// ([`RedisServer::tls_url`]), presenting `files` (clients need no certificate), and waits
+    /// until it answers `PING` on its plain port, which `cli` keeps using.
+    pub fn start_tls(files: &TlsFiles) -> RedisServer {
+        Self::start_with(false, Some(files))
     }
 
     /// Starts a cluster-enabled node (bus port = port + 10000) and waits until it answers
     /// `PING`; its slots are not assigned.
     fn start_cluster_node() -> RedisServer {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(cluster: bool) -> RedisServer {
+    fn start_with(cluster: bool, tls: Option<&TlsFiles>) -> RedisServer {
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = reserve_port(cluster);
             let mut server = RedisServer {
                 port,
                 cluster,
+                tls: tls.map(|files| (reserve_port(false), files.clone())),
                 dir: new_temp_dir(port),
                 server: None,
                 watchdog: None,
@@ -227,6 +248,12 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT`, for a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let (port, _) = self.tls.as_ref().expect("a server started with start_tls");
+        format!("rediss://127.0.0.1:{port}")
     }
 
     /// The server's working directory (`--dir`), which holds its log and `nodes.conf`.
@@ -338,6 +365,17 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&logfile);
+        if let Some((tls_port, files)) = &self.tls {
+            command
+                .args(["--tls-port", &tls_port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&files.cert)
+                .arg("--tls-key-file")
+                .arg(&files.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&files.ca)
+                .args(["--tls-auth-clients", "no"]);
+        }
         if self.cluster {
             command.args([
                 "--cluster-enabled",
@@ -446,6 +484,9 @@ impl Drop for RedisServer {
         self.kill();
         let _ = fs::remove_dir_all(&self.dir);
         release_port(self.port, self.cluster);
+        if let Some((tls_port, _)) = &self.tls {
+            release_port(*tls_port, false);
+        }
     }
 }
 

@@ -15,28 +15,38 @@
 //! memory store's own.
 
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
 pub(crate) mod tiered;
 
 use std::time::Duration;
 
-use crate::cached_fn::{Key, Spec, StoreKind};
+#[cfg(feature = "redis")]
+use crate::cached_fn::StoreKind;
+use crate::cached_fn::{Key, Spec};
 use crate::clock::Clock;
 use crate::codec::Codec;
 use crate::context::Context;
 use crate::flight::{Flight, FlightGuard};
 
 use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
 use self::redis::RedisFn;
+#[cfg(feature = "redis")]
 use self::tiered::{TieredFn, DEFAULT_L1_TTL};
 
 /// The store of one cached function.
 pub(crate) enum Store<V> {
     Memory(MemoryStore<V>),
+    #[cfg(feature = "redis")]
     Redis(Box<RedisFn<V>>),
+    #[cfg(feature = "redis")]
     Tiered(Box<TieredFn<V>>),
 }
 
+// Without the `redis` feature only the memory arm is left, and it needs fewer arguments.
+#[cfg_attr(not(feature = "redis"), allow(unused_variables))]
 impl<V> Store<V>
 where
     V: Clone + Send + Sync + 'static,
@@ -50,9 +60,11 @@ where
         clock: Clock,
     ) -> Self {
         match (spec.store, codec) {
+            #[cfg(feature = "redis")]
             (StoreKind::Redis, Some(codec)) => {
                 Store::Redis(Box::new(RedisFn::new(spec, namespace, codec)))
             }
+            #[cfg(feature = "redis")]
             (StoreKind::Tiered, Some(codec)) => {
                 let l1_ttl = spec.l1_ttl.unwrap_or(DEFAULT_L1_TTL);
                 let l1_ttl = l1_ttl.min(spec.ttl.unwrap_or(DEFAULT_L1_TTL));
@@ -64,10 +76,25 @@ where
         }
     }
 
+    /// The store's name, as `store = "…"` writes it.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
+            Store::Redis(_) => "redis",
+            #[cfg(feature = "redis")]
+            Store::Tiered(_) => "tiered",
+        }
+    }
+
     /// Starts what the store runs beside calls (the tiered store's bus subscription).
     pub(crate) fn start(&'static self, ctx: &'static Context<V>) {
         match self {
-            Store::Memory(_) | Store::Redis(_) => {}
+            Store::Memory(_) => {}
+            #[cfg(feature = "redis")]
+            Store::Redis(_) => {}
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => tiered.join_bus(ctx),
         }
     }
@@ -79,6 +106,7 @@ where
     pub(crate) fn memory(&self) -> Option<&MemoryStore<V>> {
         match self {
             Store::Memory(memory) => Some(memory),
+            #[cfg(feature = "redis")]
             _ => None,
         }
     }
@@ -89,7 +117,9 @@ where
     pub(crate) fn get_local(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
         match self {
             Store::Memory(memory) => memory.get(key.digest()),
+            #[cfg(feature = "redis")]
             Store::Redis(_) => None,
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => tiered.get_local(ctx, key),
         }
     }
@@ -100,7 +130,9 @@ where
     pub(crate) async fn get_shared(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
         match self {
             Store::Memory(_) => None,
+            #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.get(ctx, key).await,
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => tiered.before_flight().await,
         }
     }
@@ -108,7 +140,13 @@ where
     /// Whether a miss is counted only once the leader's lookup ([`Store::get_leading`]) missed
     /// too: the stores that read a shared store under the flight.
     pub(crate) fn reads_under_flight(&self) -> bool {
-        matches!(self, Store::Tiered(_))
+        match self {
+            Store::Memory(_) => false,
+            #[cfg(feature = "redis")]
+            Store::Redis(_) => false,
+            #[cfg(feature = "redis")]
+            Store::Tiered(_) => true,
+        }
     }
 
     /// The lookup of a flight's leader, before it runs the body: memory again (a load that
@@ -121,9 +159,11 @@ where
     ) -> Option<V> {
         match self {
             Store::Memory(memory) => memory.get(key.digest()),
+            #[cfg(feature = "redis")]
             Store::Redis(_) => None,
             // Boxed, here and in `fill`: the shared stores' futures are large, and inline they
             // would size every function's miss future, the memory store's too.
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => Box::pin(tiered.get_leading(ctx, key, flight)).await,
         }
     }
@@ -143,7 +183,9 @@ where
             Store::Memory(memory) => {
                 memory.insert_with(key.digest(), || value.clone(), ttl, || flight.current());
             }
+            #[cfg(feature = "redis")]
             Store::Redis(redis) => Box::pin(redis.fill(ctx, key, value, ttl, flight)).await,
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => Box::pin(tiered.fill(ctx, key, value, ttl, flight)).await,
         }
     }
@@ -152,7 +194,9 @@ where
     pub(crate) async fn invalidate(&'static self, ctx: &Context<V>, key: &Key) {
         match self {
             Store::Memory(memory) => memory.invalidate(&ctx.flights, key.digest()).await,
+            #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.invalidate(ctx, key).await,
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => tiered.invalidate(ctx, key).await,
         }
     }
@@ -168,7 +212,9 @@ where
     ) {
         match self {
             Store::Memory(memory) => memory.put(&ctx.flights, key.digest(), value, ttl).await,
+            #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.put(ctx, key, value, ttl).await,
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => tiered.put(ctx, key, value, ttl).await,
         }
     }
@@ -177,7 +223,9 @@ where
     pub(crate) async fn clear(&'static self, ctx: &Context<V>) {
         match self {
             Store::Memory(memory) => memory.clear_all(&ctx.flights).await,
+            #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.clear(ctx).await,
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => tiered.clear(ctx).await,
         }
     }
@@ -186,7 +234,9 @@ where
     pub(crate) fn counts(&self) -> (u64, u64, u64) {
         match self {
             Store::Memory(memory) => memory.counts(),
+            #[cfg(feature = "redis")]
             Store::Redis(_) => (0, 0, 0),
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => tiered.counts(),
         }
     }
@@ -195,7 +245,9 @@ where
     pub(crate) fn pending_invalidations(&self) -> u64 {
         match self {
             Store::Memory(_) => 0,
+            #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.pending.len() as u64,
+            #[cfg(feature = "redis")]
             Store::Tiered(tiered) => tiered.shared.pending.len() as u64,
         }
     }

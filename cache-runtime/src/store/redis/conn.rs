@@ -69,6 +69,8 @@ pub(crate) struct Redis {
     suppressed_warnings: AtomicU64,
 }
 
+// One per process, in a static: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Target {
     Single(redis::Client),
     Cluster(Box<ClusterClient>),
@@ -119,14 +121,14 @@ impl Redis {
         let timeout = config.redis_timeout();
         let target = match config.redis_urls() {
             [] => Target::Off,
-            [url] => match redis::Client::open(url.as_str()) {
+            [url] => match config.redis_client(url) {
                 Ok(client) => Target::Single(client),
                 Err(err) => {
                     tracing::warn!(%err, "cachette: cannot use Redis at {url}; caching without it");
                     Target::Off
                 }
             },
-            urls => match ClusterClient::builder(urls.iter().map(String::as_str))
+            urls => match cluster_builder(config, urls)
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
                 .retries(1)
@@ -478,6 +480,17 @@ impl Redis {
             self.suppressed_warnings.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A cluster client's builder for `urls`, trusting the configured certificate authorities.
+fn cluster_builder(config: &Config, urls: &[String]) -> redis::cluster::ClusterClientBuilder {
+    let builder = ClusterClient::builder(urls.iter().map(String::as_str));
+    #[cfg(feature = "tls")]
+    if let Some(certs) = config.tls_certificates() {
+        return builder.certs(certs);
+    }
+    let _ = config;
+    builder
 }
 
 thread_local! {
