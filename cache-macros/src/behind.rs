@@ -18,7 +18,7 @@ use crate::ast::{self, Returns};
 use crate::attr::parse_duration;
 use crate::check::borrows;
 use crate::ctxt::Errors;
-use crate::write::Target;
+use crate::write::{async_fn, Target};
 
 const HELP: &str = "name the cached call whose entry the value replaces, and the parameter \
                     that becomes its value: `#[write_behind(get_user(id), value = user)]`";
@@ -36,21 +36,16 @@ struct Options {
 /// `#[write_behind(args)] item`, errors included: on error the function is emitted as
 /// written, beside the errors.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let err = syn::Error::new(Span::call_site(), "#[write_behind] goes on an `async fn`");
-            let err = err.into_compile_error();
-            return quote!(#item #err);
-        }
-    };
     let mut errors = Errors::default();
-    if func.sig.asyncness.is_none() {
-        errors.at(
-            func.sig.fn_token.span,
-            "#[write_behind] waits for room in its queue, which takes an `async fn`: write `async fn`",
-        );
-    }
+    let func = match async_fn(
+        item,
+        "write_behind",
+        "waits for room in its queue",
+        &mut errors,
+    ) {
+        Ok(func) => func,
+        Err(item) => return item,
+    };
     let params = params(&func, &mut errors);
     let is_result = returns(&func, &mut errors);
     let options = parse(args, &params, &mut errors);

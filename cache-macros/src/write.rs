@@ -92,27 +92,16 @@ impl Target {
 /// `#[invalidates(args)] item` or `#[cache_put(args)] item`, errors included: on error the
 /// function is emitted as written, beside the errors.
 pub(crate) fn expand(kind: Write, args: TokenStream, item: TokenStream) -> TokenStream {
-    let func: ItemFn = match syn::parse2(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let err = syn::Error::new(
-                Span::call_site(),
-                format!("#[{}] goes on an `async fn`", kind.name()),
-            );
-            let err = err.into_compile_error();
-            return quote!(#item #err);
-        }
-    };
     let mut errors = Errors::default();
-    if func.sig.asyncness.is_none() {
-        errors.at(
-            func.sig.fn_token.span,
-            format!(
-                "#[{}] updates caches after the body, which takes an `async fn`: write `async fn`",
-                kind.name()
-            ),
-        );
-    }
+    let func = match async_fn(
+        item,
+        kind.name(),
+        "updates caches after the body",
+        &mut errors,
+    ) {
+        Ok(func) => func,
+        Err(item) => return item,
+    };
     let (targets, before) = parse(kind, args, &mut errors);
     match errors.finish() {
         Ok(()) => generate(kind, &func, &targets, before),
@@ -122,6 +111,34 @@ pub(crate) fn expand(kind: Write, args: TokenStream, item: TokenStream) -> Token
             quote!(#func #err)
         }
     }
+}
+
+/// The `async fn` a write-path attribute `#[{name}]` is on, whose asynchrony it needs
+/// because it `{why}`; an item that is no function comes back as written with its error.
+pub(crate) fn async_fn(
+    item: TokenStream,
+    name: &str,
+    why: &str,
+    errors: &mut Errors,
+) -> Result<ItemFn, TokenStream> {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let err = syn::Error::new(
+                Span::call_site(),
+                format!("#[{name}] goes on an `async fn`"),
+            );
+            let err = err.into_compile_error();
+            return Err(quote!(#item #err));
+        }
+    };
+    if func.sig.asyncness.is_none() {
+        errors.at(
+            func.sig.fn_token.span,
+            format!("#[{name}] {why}, which takes an `async fn`: write `async fn`"),
+        );
+    }
+    Ok(func)
 }
 
 /// The targets, and whether `before = true` was given.

@@ -50,12 +50,13 @@ impl Redis {
                 None
             }
             Err(_) => {
+                // Awaited, not spawned: the caller holds its flight's gate until the undo is
+                // answered (or times out too), so an invalidation's `DEL`, sent on another
+                // connection once the gate opens, cannot reach Redis between a late `SET` and
+                // its undo.
                 if let Some(undo) = undo {
-                    let timeout = self.timeout;
-                    tokio::spawn(async move {
-                        let sent = undo.query_async::<redis::Value>(&mut conn);
-                        let _ = tokio::time::timeout(timeout, sent).await;
-                    });
+                    let sent = undo.query_async::<redis::Value>(&mut conn);
+                    let _ = tokio::time::timeout(self.timeout, sent).await;
                 }
                 self.forget(runtime);
                 self.trip();
