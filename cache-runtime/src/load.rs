@@ -66,8 +66,23 @@ where
         // caller waits longer than one failed load plus its own. It leads a flight of its own
         // if none runs yet; otherwise it stores nothing, having no ticket an invalidation
         // could void.
-        let guard = self.ctx.flights.lead_if_free(key.digest());
+        let mut guard = self.ctx.flights.lead_if_free(key.digest());
+        if let Some(value) = self.pending_for(&key, &mut guard) {
+            return O::from_cached(value);
+        }
         self.run(&key, guard, load).await
+    }
+
+    /// The value of a write-behind write of `key` still pending, read once the caller holds
+    /// the key's flight (or found none to hold) and before it runs the body: a write accepted
+    /// before is seen here, and one accepted after voids the flight, so a body that read the
+    /// database before a write never answers, or stores, over that write's value.
+    fn pending_for(&self, key: &Key, guard: &mut Option<FlightGuard<'static, V>>) -> Option<V> {
+        let value = self.ctx.overlay.get(key.digest())?;
+        if let Some(guard) = guard.as_mut() {
+            guard.land(|| Landing::Done(value.clone()));
+        }
+        Some(value)
     }
 
     async fn lead<O, F, Fut>(
@@ -82,10 +97,15 @@ where
         Fut: Future<Output = O>,
     {
         let late = self.store.reads_under_flight();
-        let found = self
-            .store
-            .get_leading(&self.ctx, &key, guard.flight())
-            .await;
+        // A write-behind value first: see `pending_for`.
+        let found = match self.ctx.overlay.get(key.digest()) {
+            Some(value) => Some(value),
+            None => {
+                self.store
+                    .get_leading(&self.ctx, &key, guard.flight())
+                    .await
+            }
+        };
         if let Some(value) = found {
             if late {
                 self.ctx.hit(&key);
@@ -165,7 +185,8 @@ where
             Role::Lead(mut guard) => {
                 // A load that ended since the caller's lookup has filled the store.
                 let memory = self.store.memory();
-                if let Some(value) = memory.and_then(|m| m.get(key.digest())) {
+                let pending = self.ctx.overlay.get(key.digest());
+                if let Some(value) = pending.or_else(|| memory.and_then(|m| m.get(key.digest()))) {
                     guard.land(|| Landing::Done(value.clone()));
                     return O::from_cached(value);
                 }
@@ -176,7 +197,10 @@ where
         if let Some((value, _)) = block_on(flight::wait(rx)) {
             return O::from_cached(value);
         }
-        let guard = self.ctx.flights.lead_if_free(key.digest());
+        let mut guard = self.ctx.flights.lead_if_free(key.digest());
+        if let Some(value) = self.pending_for(&key, &mut guard) {
+            return O::from_cached(value);
+        }
         self.run_blocking(&key, guard, load)
     }
 

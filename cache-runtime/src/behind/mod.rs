@@ -6,13 +6,16 @@
 //! 1. **Room.** The call waits for a permit of the function's queue (`capacity`); the permit
 //!    is held until the write has ended, so the queue never holds more than `capacity` writes
 //!    and a full queue makes callers wait, never drops a write.
-//! 2. **Accept.** Under the queue's lock: the value goes into the target's overlay (the
-//!    pending value a miss reads, see [`overlay`]), and the write joins its key's lane. With
-//!    coalescing, a write still waiting in the lane is replaced by the new one, which takes its
-//!    place and due time. A lane that did not exist gets a runner task.
-//! 3. **Put.** The value is stored in every tier of the target, in a task of its own so that a
-//!    cancelled caller still finishes it. Puts of one key are ordered by `seq` (an older put
-//!    that comes late is skipped), so the cache ends with the newest accepted value.
+//! 2. **Accept.** Under the queue's lock: the write takes its `seq`, its value goes into the
+//!    target's overlay (the pending value a miss reads, see [`overlay`]), and the write joins
+//!    its key's lane. With coalescing, a write still waiting in the lane is replaced by the new
+//!    one, which takes its place and due time. A lane that did not exist gets a runner task.
+//!    So lane order, `seq` order and the overlay always agree.
+//! 3. **Put.** The value is stored in every tier of the target, in a task on cachette's
+//!    write-behind thread, so that a cancelled caller (or one whose runtime ends) still
+//!    finishes it. Puts of one key are ordered by `seq` (an older put that comes late is
+//!    skipped), so the cache ends with the newest accepted value; a put that ends in any way
+//!    (done, panicked, dropped) lets its write run.
 //! 4. **Run.** The lane's runner, a task on cachette's own write-behind thread, takes its
 //!    writes one at a time, in `seq` order: it waits for the write's due time (`delay`;
 //!    skipped while a flush runs) and for its put, then runs the body, retrying a failure (an
@@ -30,6 +33,8 @@
 //! refused.
 
 mod overlay;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use overlay::Overlay;
 
@@ -259,21 +264,26 @@ impl WriteBehind {
         let Ok(permit) = Arc::clone(&queue.room).acquire_owned().await else {
             unreachable!("a write-behind queue's semaphore is never closed");
         };
-        let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
         let target = Arc::new(target);
-        // A key that cannot be hashed has no cache entry to keep; its write gets a lane alone.
-        let lane = target.digest().unwrap_or(u128::from(seq) | 1 << 127);
-        target.hold(seq, value.clone());
-        let job = Box::new(Typed {
-            target: Arc::clone(&target),
-            seq,
-            body,
-        });
-        let order = queue.accept(lane, seq, job, permit);
-        settle(async move {
+        let held = value.clone();
+        let (seq, order) = queue.accept(
+            target.digest(),
+            |seq| target.hold(seq, held),
+            |seq| {
+                Box::new(Typed {
+                    target: Arc::clone(&target),
+                    seq,
+                    body,
+                })
+            },
+            permit,
+        );
+        // On cachette's thread, awaited: the put outlives a caller that stops waiting, and
+        // the runtime it called from.
+        let put = worker().spawn(async move {
             order.put(seq, target.put(&value)).await;
-        })
-        .await;
+        });
+        let _ = put.await;
     }
 
     /// This function's counters.
@@ -342,24 +352,32 @@ impl Queue {
         self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts a write in its key's lane (replacing a waiting one when coalescing), starting the
-    /// lane's runner if it had none. Returns the lane's put order.
+    /// Accepts a write of the entry `digest`: under the lanes' lock, takes its sequence
+    /// number, makes its value the entry's pending one (`hold`), and puts it in its key's lane
+    /// (replacing a waiting one when coalescing), starting the lane's runner if it had none.
+    /// So lane order, sequence order and the overlay agree. Returns the sequence number and
+    /// the lane's put order.
     fn accept(
         self: &Arc<Self>,
-        lane_key: u128,
-        seq: u64,
-        job: Box<dyn Job>,
+        digest: Option<u128>,
+        hold: impl FnOnce(u64),
+        job: impl FnOnce(u64) -> Box<dyn Job>,
         room: OwnedSemaphorePermit,
-    ) -> Arc<PutOrder> {
-        let mut queued = Queued {
-            seq,
-            job,
-            due: tokio::time::Instant::now() + self.spec.delay,
-            accepted: Instant::now(),
-            _room: room,
-        };
+    ) -> (u64, Arc<PutOrder>) {
+        let now = (tokio::time::Instant::now(), Instant::now());
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         let mut lanes = self.lanes();
+        let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+        // A key that cannot be hashed has no cache entry to keep; its write gets a lane alone.
+        let lane_key = digest.unwrap_or(u128::from(seq) | 1 << 127);
+        hold(seq);
+        let mut queued = Queued {
+            seq,
+            job: job(seq),
+            due: now.0 + self.spec.delay,
+            accepted: now.1,
+            _room: room,
+        };
         if let Some(lane) = lanes.get_mut(&lane_key) {
             match lane.waiting.back_mut() {
                 Some(waiting) if self.spec.coalesce => {
@@ -375,7 +393,7 @@ impl Queue {
                     self.outstanding.send_modify(|n| *n += 1);
                 }
             }
-            return Arc::clone(&lane.order);
+            return (seq, Arc::clone(&lane.order));
         }
         let order = Arc::new(PutOrder::default());
         lanes.insert(
@@ -389,7 +407,7 @@ impl Queue {
         self.outstanding.send_modify(|n| *n += 1);
         drop(lanes);
         worker().spawn(run_lane(Arc::clone(self), lane_key, Arc::clone(&order)));
-        order
+        (seq, order)
     }
 
     fn stats(&self) -> WriteBehindStats {
@@ -423,9 +441,11 @@ struct PutOrder {
 impl PutOrder {
     async fn put(&self, seq: u64, put: impl Future<Output = ()>) {
         let _order = self.lock.lock().await;
+        // Advanced however the put ends (done, panicked, dropped), so that the lane never
+        // waits for a put that will not come.
+        let _done = Advance(&self.done, seq);
         if *self.done.borrow() < seq {
             put.await;
-            self.done.send_modify(|done| *done = (*done).max(seq));
         }
     }
 
@@ -433,6 +453,16 @@ impl PutOrder {
         let mut done = self.done.subscribe();
         // The sender lives in `self`.
         let _ = done.wait_for(|done| *done >= seq).await;
+    }
+}
+
+/// Marks put `seq` done when dropped.
+struct Advance<'a>(&'a watch::Sender<u64>, u64);
+
+impl Drop for Advance<'_> {
+    fn drop(&mut self) {
+        let seq = self.1;
+        self.0.send_modify(|done| *done = (*done).max(seq));
     }
 }
 

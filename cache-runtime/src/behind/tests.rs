@@ -1,0 +1,224 @@
+//! Races of write-behind against the miss path, the put and the caller's runtime, at the
+//! runtime's own API: each test is a sequence of events that once left a wrong value or a
+//! write that never ran.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{flush, flush_within, BehindSpec, WriteBehind};
+use crate::cached_fn::{CachedFn, Spec, StoreKind};
+use crate::write::Target;
+
+const fn spec(function: &'static str) -> Spec {
+    Spec {
+        module: "behind_tests",
+        function,
+        name: None,
+        version: 1,
+        ttl: None,
+        capacity: None,
+        store: StoreKind::Memory,
+        key_template: None,
+        l1_ttl: None,
+    }
+}
+
+const fn behind(function: &'static str, delay_ms: u64) -> BehindSpec {
+    BehindSpec {
+        module: "behind_tests",
+        function,
+        capacity: 100,
+        delay: Duration::from_millis(delay_ms),
+        retries: 0,
+        coalesce: true,
+    }
+}
+
+// A write's sequence number is taken when it is accepted, under the lanes' lock: a write that
+// reaches the lock late is the newer one, for the lane, the put order and the overlay alike.
+
+/// A value whose first clone in `submit` (for the overlay) is slow, on demand.
+#[derive(Debug, PartialEq)]
+struct Slow(u64, bool);
+static SLOW_CLONE: AtomicBool = AtomicBool::new(false);
+impl Clone for Slow {
+    fn clone(&self) -> Self {
+        if self.1 && SLOW_CLONE.swap(false, Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Slow(self.0, false)
+    }
+}
+
+static RACE: CachedFn<Slow> = CachedFn::new(spec("race"));
+static RACE_W: WriteBehind = WriteBehind::new(behind("write_race", 500));
+static RACE_DB: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+async fn write_race(value: Slow) {
+    let key = RACE.digest_key(Ok(1));
+    let v = value.0;
+    RACE_W
+        .submit(Target::new(&RACE, key), value, move || async move {
+            RACE_DB.lock().unwrap().push(v);
+            Ok(())
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_slow_to_be_accepted_is_ordered_by_when_it_was_accepted() {
+    SLOW_CLONE.store(true, Ordering::SeqCst);
+    // A: takes seq n, then spends 200 ms cloning before it reaches the lanes lock.
+    let a = tokio::spawn(write_race(Slow(1, true)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // B: takes seq n+1 and is accepted first.
+    write_race(Slow(2, false)).await;
+    a.await.unwrap();
+    flush().await;
+    let db = RACE_DB.lock().unwrap().clone();
+    let key = RACE.digest_key(Ok(1));
+    let cached = RACE.lookup(&key);
+    let overlay = RACE.overlay().get(1);
+    eprintln!("db writes {db:?}, cached {cached:?}, overlay after flush {overlay:?}");
+    assert_eq!(
+        overlay, None,
+        "flush returned, yet a pending value is left in the overlay"
+    );
+    assert_eq!(
+        cached.map(|s| s.0),
+        db.last().copied(),
+        "cache and database disagree"
+    );
+}
+
+// A put that panics (here in a user's `unless`) still lets its write run.
+
+fn unless_panics(v: &u64) -> bool {
+    assert!(*v != 13, "unless panicked");
+    false
+}
+static PANICKY: CachedFn<u64> = CachedFn::new(spec("panicky")).unless(unless_panics);
+static PANICKY_W: WriteBehind = WriteBehind::new(behind("write_panicky", 0));
+static PANICKY_DB: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+async fn write_panicky(value: u64) {
+    let key = PANICKY.digest_key(Ok(2));
+    PANICKY_W
+        .submit(Target::new(&PANICKY, key), value, move || async move {
+            PANICKY_DB.lock().unwrap().push(value);
+            Ok(())
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_that_panics_does_not_hold_its_lane_up() {
+    write_panicky(13).await; // returns normally: settle swallows the panic
+    let left = flush_within(Duration::from_secs(2)).await;
+    let db = PANICKY_DB.lock().unwrap().clone();
+    eprintln!(
+        "left after 2 s: {left}, db {db:?}, stats {:?}",
+        PANICKY_W.stats()
+    );
+    assert_eq!(left, 0, "the write never runs, flush never returns");
+}
+
+// A waiter whose leader failed runs its own body under a fresh flight: it must read the
+// pending write first, or it would answer, and store over the put, the database's value from
+// before the write, which nothing removes when the write ends (memory store).
+
+static FALLBACK: CachedFn<u64> = CachedFn::new(spec("fallback"));
+static FALLBACK_W: WriteBehind = WriteBehind::new(behind("write_fallback", 300));
+static FALLBACK_DB: AtomicU64 = AtomicU64::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_whose_leader_failed_reads_the_pending_write_not_the_database() {
+    let key = FALLBACK.digest_key(Ok(3));
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    // L leads a load that will fail.
+    let leader = tokio::spawn({
+        let key = key.clone();
+        let release = release.clone();
+        async move {
+            FALLBACK
+                .get_or_load(key, || async move {
+                    release.notified().await;
+                    Err::<u64, String>("db hiccup".into())
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // R joins L's flight.
+    let reader = tokio::spawn({
+        let key = key.clone();
+        async move {
+            FALLBACK
+                .get_or_load(key, || async {
+                    Ok::<u64, String>(FALLBACK_DB.load(Ordering::SeqCst))
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A write-behind write of the key is accepted (DB written 300 ms later).
+    FALLBACK_W
+        .submit(Target::new(&FALLBACK, key.clone()), 1, || async {
+            FALLBACK_DB.store(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .await;
+    assert_eq!(
+        FALLBACK.lookup(&key),
+        Some(1),
+        "the put stored the new value"
+    );
+    // L fails; R runs its own body and reads the database's old value.
+    release.notify_one();
+    let _ = leader.await.unwrap();
+    let seen = reader.await.unwrap();
+    flush().await;
+    let cached = FALLBACK.lookup(&key);
+    eprintln!(
+        "reader got {seen:?}; after flush db = {}, cached = {cached:?}",
+        FALLBACK_DB.load(Ordering::SeqCst)
+    );
+    assert_eq!(seen, Ok(1), "read-your-writes: the pending value");
+    assert_eq!(
+        cached,
+        Some(1),
+        "cache holds a value the database no longer has"
+    );
+}
+
+// A caller polled once (accepted, put under way), then dropped with its runtime: the put and
+// the write still happen.
+static GONE: CachedFn<u64> = CachedFn::new(spec("gone"));
+static GONE_W: WriteBehind = WriteBehind::new(behind("write_gone", 0));
+
+#[test]
+fn a_write_whose_caller_and_runtime_went_away_still_runs() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let key = GONE.digest_key(Ok(4));
+        let mut call = Box::pin(GONE_W.submit(Target::new(&GONE, key), 5, || async { Ok(()) }));
+        // One poll: accepted, put spawned on this runtime; then the caller gives up.
+        std::future::poll_fn(|cx| {
+            let _ = std::future::Future::poll(call.as_mut(), cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+    });
+    drop(rt);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let left = rt.block_on(flush_within(Duration::from_secs(2)));
+    eprintln!("left after 2 s: {left}, stats {:?}", GONE_W.stats());
+    assert_eq!(left, 0, "an accepted write never runs");
+}
