@@ -1,6 +1,5 @@
 //! The shared store: Redis, standalone or Redis Cluster, reached through auto-reconnecting
-//! multiplexed connections: one per process for invalidations, one per runtime for reads and
-//! fills (below).
+//! multiplexed connections: one per process for writes, one per runtime for reads (below).
 //!
 //! Nothing here can fail a call. Every command is bounded by the configured timeout. A command
 //! whose connection turns out to be broken (killed, closed by the server's idle `timeout` or a
@@ -11,26 +10,25 @@
 //! connection heals on its own (redis-rs's `ConnectionManager` reconnects; a cluster
 //! connection is made again), and the cache is used again as soon as Redis answers.
 //!
-//! Invalidations and announcements — `DEL`, `UNLINK`, `PUBLISH` — go through one shared
-//! connection, driven by a runtime of cachette's own on one background thread
-//! ([`io_runtime`]), which outlives every other runtime (each `#[tokio::test]` has its own).
-//! Redis runs them in the order they were sent: a `PUBLISH` is not seen before the `DEL` it
-//! announces.
+//! Writes — `SET`, `DEL`, `UNLINK`, `PUBLISH` — all go through one shared connection, driven by
+//! a runtime of cachette's own on one background thread ([`io_runtime`]), which outlives every
+//! other runtime (each `#[tokio::test]` has its own). Redis runs them in the order they were
+//! sent: a `PUBLISH` is not seen before the `DEL` it announces, and an invalidation's `DEL`
+//! never overtakes a fill's `SET` sent before it, even across a reconnection (a near
+//! connection, below, would give no such order). A `SET` that times out may still land later,
+//! so a `DEL` is sent behind it on the same connection, where Redis runs it after the `SET`
+//! (at worst a miss).
 //!
-//! Reads (`GET`, the hit path) and fills (`SET`) take a *near* connection, driven by the
-//! caller's own runtime, made on its first use and kept for as long as that runtime lives
-//! (`Redis::reader`): a hit or a miss never waits on another thread, as with a
-//! `ConnectionManager` an application makes and uses on its runtime. Each runtime has its own
-//! (every `#[tokio::test]` has its own runtime; a service usually one). A cluster is reached
-//! through the shared connection. A fill waits for its `SET` under its flight's gate, so an
-//! invalidation's `DEL` is sent after it is answered; a `SET` that times out may still land
-//! later, so a `DEL` is sent behind it on its own connection, where Redis runs it after the
-//! `SET` (at worst a miss).
+//! Reads (`GET`, the hit path) take a connection driven by the caller's own runtime, made on
+//! its first read and kept for as long as that runtime lives (`Redis::reader`): a hit never
+//! waits on another thread, as with a `ConnectionManager` an application makes and uses on
+//! its runtime. Each runtime has its own (every `#[tokio::test]` has its own runtime; a service
+//! usually one). A cluster is read through the shared connection.
 //!
 //! A read may overtake a write sent from another task. No caller can tell that from the two
 //! calls running in the other order (each call waits for its own replies), but the tiered
-//! store's memory tier can, and drops its copy again once a write is done. A near connection
-//! that fails on a connection error is dropped, and the command is sent again on the shared one.
+//! store's memory tier can, and drops its copy again once a write is done. A read connection
+//! that fails on a connection error is dropped, and the read is sent again on the shared one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -176,14 +174,14 @@ impl Redis {
     pub(crate) async fn get(&'static self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
-        match self.send_nearest(&cmd, None).await {
+        match self.read_nearest(&cmd).await {
             Some(answer) => answer,
             None => self.query(&cmd).await,
         }
     }
 
-    /// Stores `bytes` under `key` for `ttl`, in one `SET … PX`, on the connection of the
-    /// caller's runtime, as reads.
+    /// Stores `bytes` under `key` for `ttl`, in one `SET … PX`, on the shared connection, where
+    /// no invalidation sent after it can overtake it.
     pub(crate) async fn set(
         &'static self,
         key: &str,
@@ -198,14 +196,9 @@ impl Redis {
         } else {
             cmd.arg("PX").arg(ms);
         }
-        // A fill waits for its `SET` under its flight's gate, so an invalidation's `DEL`, on
-        // whatever connection, is sent once it is answered. One that times out may still
-        // land: a `DEL` follows it on its own connection.
+        // One that times out may still land: a `DEL` follows it on the same connection.
         let mut undo = redis::cmd("DEL");
         undo.arg(key);
-        if let Some(answer) = self.send_nearest(&cmd, Some(undo.clone())).await {
-            return answer;
-        }
         let answer = self.query::<()>(&cmd).await;
         if matches!(answer, Err(StoreError::Timeout)) {
             // Sent as is, past the breaker the timeout just opened.

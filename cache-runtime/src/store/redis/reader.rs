@@ -1,6 +1,6 @@
-//! The near connections: one per runtime that reads or fills, driven by that runtime, so a hit
-//! or a fill never waits on another thread. A near connection that fails on a connection error
-//! is dropped and the command goes to the shared connection.
+//! The read connections: one per runtime that reads, driven by that runtime, so a hit never
+//! waits on another thread. A read connection that fails on a connection error is dropped and
+//! the read goes to the shared connection.
 
 use std::sync::PoisonError;
 
@@ -29,13 +29,9 @@ impl Redis {
     /// `cmd` sent on the read connection of the caller's runtime ([`Redis::reader`]); `None`
     /// when there is none to use, or when it failed on a connection error (it is dropped, and
     /// the caller goes on with the shared connection, which decides about the breaker).
-    ///
-    /// If `cmd` times out and `undo` is given, `undo` is sent behind it on the same connection,
-    /// where Redis runs it after `cmd` should `cmd` still arrive.
-    pub(super) async fn send_nearest<T: FromRedisValue>(
+    pub(super) async fn read_nearest<T: FromRedisValue>(
         &'static self,
         cmd: &Cmd,
-        undo: Option<Cmd>,
     ) -> Option<Result<T, StoreError>> {
         if !self.available() {
             return None;
@@ -50,14 +46,6 @@ impl Redis {
                 None
             }
             Err(_) => {
-                // Awaited, not spawned: the caller holds its flight's gate until the undo is
-                // answered (or times out too), so an invalidation's `DEL`, sent on another
-                // connection once the gate opens, cannot reach Redis between a late `SET` and
-                // its undo.
-                if let Some(undo) = undo {
-                    let sent = undo.query_async::<redis::Value>(&mut conn);
-                    let _ = tokio::time::timeout(self.timeout, sent).await;
-                }
                 self.forget(runtime);
                 self.trip();
                 Some(Err(StoreError::Timeout))
