@@ -24,6 +24,7 @@ mod outcome;
 pub mod stats;
 mod store;
 mod template;
+mod thread;
 mod write;
 
 pub use assert::{Checked, Gate, KeyArg, ValueClone, ValueSend, ValueSerde};

@@ -522,31 +522,7 @@ async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
 /// test's, a short-lived `block_on`) must still run, and `flush` must still see it end.
 fn worker() -> &'static tokio::runtime::Handle {
     static WORKER: OnceLock<tokio::runtime::Handle> = OnceLock::new();
-    WORKER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("cachette-write-behind".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => {
-                        let _ = tx.send(Some(runtime.handle().clone()));
-                        runtime.block_on(std::future::pending::<()>());
-                    }
-                    Err(err) => {
-                        tracing::error!(%err, "cachette: cannot start the write-behind runtime");
-                        let _ = tx.send(None);
-                    }
-                }
-            });
-        match spawned.ok().and_then(|_| rx.recv().ok()).flatten() {
-            Some(handle) => handle,
-            // Without a thread of our own, the caller's runtime.
-            None => tokio::runtime::Handle::current(),
-        }
-    })
+    WORKER.get_or_init(|| crate::thread::runtime_thread("cachette-write-behind", || {}))
 }
 
 /// Waits out a write's `delay`, unless a flush runs or starts meanwhile.

@@ -505,29 +505,6 @@ pub(super) fn connection_error(err: &RedisError) -> bool {
 pub(crate) fn io_runtime() -> &'static tokio::runtime::Handle {
     static IO: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     IO.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("cachette-io".into())
-            .spawn(move || {
-                ON_IO_THREAD.with(|on| on.set(true));
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => {
-                        let _ = tx.send(Some(runtime.handle().clone()));
-                        runtime.block_on(std::future::pending::<()>());
-                    }
-                    Err(err) => {
-                        tracing::warn!(%err, "cachette: cannot start the Redis io runtime");
-                        let _ = tx.send(None);
-                    }
-                }
-            });
-        match spawned.ok().and_then(|_| rx.recv().ok()).flatten() {
-            Some(handle) => handle,
-            // Without a thread of our own, fall back to the caller's runtime.
-            None => tokio::runtime::Handle::current(),
-        }
+        crate::thread::runtime_thread("cachette-io", || ON_IO_THREAD.with(|on| on.set(true)))
     })
 }
