@@ -1,6 +1,8 @@
 //! The near connections: one per runtime that reads or fills, driven by that runtime, so a hit
 //! or a fill never waits on another thread. A near connection that fails on a connection error
-//! is dropped and the command goes to the shared connection.
+//! is dropped and the command goes to the shared connection. Each thread keeps the connection it
+//! used last, and takes it again only for the same runtime and while no connection was dropped
+//! since, so a hit reads no lock the threads share.
 
 use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
