@@ -676,7 +676,7 @@ fn main() {
     }
     if let [c_ops, raw_ops, raw_io_ops, timeout_ops, like_ops] = &ops[..] {
         let r = ratio_line("cachette/raw_redis_rs", c_ops, raw_ops);
-        println!("    target >= 0.90: {}", verdict(r >= 0.9));
+        println!("    target >= 0.95: {}", verdict(r >= 0.95));
         ratio_line("raw_redis_rs_io_thread/raw_redis_rs", raw_io_ops, raw_ops);
         ratio_line(
             "raw_io_thread_timeout/raw_redis_rs_io_thread",

@@ -407,3 +407,48 @@ async fn concurrent_misses_run_the_body_once() {
     }
     assert_eq!(FLIGHT_RUNS.load(Ordering::SeqCst), 1);
 }
+
+static TWO_RUNTIMES_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis")]
+async fn two_runtimes(id: u64) -> u64 {
+    TWO_RUNTIMES_RUNS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+/// A read goes on the connection of the runtime it runs on, even from a thread whose last read
+/// ran on another runtime that is still alive but no longer driven: that runtime's connection
+/// would not answer until its runtime runs again.
+#[test]
+fn a_thread_reads_through_the_runtime_it_is_on() {
+    server();
+    let current_thread = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = current_thread();
+    assert_eq!(first.block_on(two_runtimes(7)), 7);
+    assert_eq!(
+        first.block_on(two_runtimes(7)),
+        7,
+        "a hit on the first runtime"
+    );
+    let second = current_thread();
+    let started = std::time::Instant::now();
+    assert_eq!(second.block_on(two_runtimes(7)), 7);
+    let stats = two_runtimes_stats();
+    assert_eq!(stats.store_errors, 0, "no read waited on the idle runtime");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the read answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (stats.hits, TWO_RUNTIMES_RUNS.load(Ordering::SeqCst)),
+        (2, 1),
+        "both later calls are Redis hits"
+    );
+    drop(first);
+}

@@ -55,6 +55,9 @@ pub(crate) struct Redis {
     conn: RwLock<Option<Conn>>,
     /// The read connections, one per runtime that reads (see [`Redis::reader`]).
     pub(super) readers: RwLock<Vec<Reader>>,
+    /// Bumped when a read connection is dropped from `readers`, so that no thread keeps using
+    /// it (see `reader::Near`).
+    pub(super) readers_changed: AtomicU64,
     connecting: AtomicBool,
     connected: Notify,
     /// Clock milliseconds before which no command is tried.
@@ -143,6 +146,7 @@ impl Redis {
             target,
             conn: RwLock::new(None),
             readers: RwLock::new(Vec::new()),
+            readers_changed: AtomicU64::new(0),
             connecting: AtomicBool::new(false),
             connected: Notify::new(),
             open_until: AtomicU64::new(0),
@@ -176,7 +180,8 @@ impl Redis {
         cmd.arg(key);
         match self.read_nearest(&cmd).await {
             Some(answer) => answer,
-            None => self.query(&cmd).await,
+            // Boxed: the shared connection's future is large, and a hit never takes it.
+            None => Box::pin(self.query(&cmd)).await,
         }
     }
 

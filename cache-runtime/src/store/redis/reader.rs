@@ -1,7 +1,10 @@
 //! The read connections: one per runtime that reads, driven by that runtime, so a hit never
 //! waits on another thread. A read connection that fails on a connection error is dropped and
-//! the read goes to the shared connection.
+//! the read goes to the shared connection. Each thread keeps the connection it used last, and
+//! takes it again only for the same runtime and while no connection was dropped since, so a
+//! hit reads no lock the threads share. Writes never go here: see `conn.rs`.
 
+use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 
 use redis::aio::ConnectionManager;
@@ -58,19 +61,48 @@ impl Redis {
     /// tokio. Runtime ids are never reused, so a runtime only ever finds its own connection;
     /// the connections of runtimes that have ended are dropped when another one is made.
     fn reader(&'static self) -> Option<(ConnectionManager, tokio::runtime::Id)> {
+        let Target::Single(_) = &self.target else {
+            return None;
+        };
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let id = runtime.id();
+        let generation = self.readers_changed.load(Ordering::Acquire);
+        // This thread's last reader, if it is still the one of this runtime: the hit path
+        // takes no lock shared with the other threads.
+        let near = NEAR.with(|near| match &*near.borrow() {
+            Some(last) if last.is(self, id, generation) => Some(last.conn.clone()),
+            _ => None,
+        });
+        if let Some(conn) = near {
+            return Some((conn, id));
+        }
+        let conn = self.reader_of(runtime)?;
+        NEAR.with(|near| {
+            *near.borrow_mut() = Some(Near {
+                redis: self,
+                runtime: id,
+                generation,
+                conn: conn.clone(),
+            })
+        });
+        Some((conn, id))
+    }
+
+    /// The read connection of `runtime`, from the shared list, made if it has none.
+    #[cold]
+    fn reader_of(&'static self, runtime: tokio::runtime::Handle) -> Option<ConnectionManager> {
         let Target::Single(client) = &self.target else {
             return None;
         };
         if ON_IO_THREAD.with(std::cell::Cell::get) {
             return None;
         }
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
         let id = runtime.id();
         let find = |readers: &[Reader]| {
             readers
                 .iter()
                 .find(|reader| reader.runtime == id)
-                .map(|reader| (reader.conn.clone(), id))
+                .map(|reader| reader.conn.clone())
         };
         if let Some(found) = find(&self.readers.read().unwrap_or_else(PoisonError::into_inner)) {
             return Some(found);
@@ -97,14 +129,37 @@ impl Redis {
             keeper,
             conn: conn.clone(),
         });
-        Some((conn, id))
+        Some(conn)
     }
 
     /// Drops the read connection of `runtime` after a connection failure.
     fn forget(&self, runtime: tokio::runtime::Id) {
-        self.readers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|reader| reader.runtime != runtime);
+        let mut readers = self.readers.write().unwrap_or_else(PoisonError::into_inner);
+        readers.retain(|reader| reader.runtime != runtime);
+        // Every thread's cached reader is taken from the list again.
+        self.readers_changed.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// A thread's last read connection: the connection of `runtime` in `redis`'s list as it was at
+/// `generation`.
+struct Near {
+    redis: *const Redis,
+    runtime: tokio::runtime::Id,
+    generation: u64,
+    conn: ConnectionManager,
+}
+
+impl Near {
+    /// Whether this is still the connection `redis` would give the runtime `runtime`: the
+    /// runtime's own (runtime ids are never reused), and not dropped since.
+    fn is(&self, redis: &Redis, runtime: tokio::runtime::Id, generation: u64) -> bool {
+        std::ptr::eq(self.redis, redis) && self.runtime == runtime && self.generation == generation
+    }
+}
+
+thread_local! {
+    /// The read connection this thread used last, so that a read finds it without the lock the
+    /// threads share.
+    static NEAR: std::cell::RefCell<Option<Near>> = const { std::cell::RefCell::new(None) };
 }
