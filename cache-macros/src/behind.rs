@@ -18,7 +18,7 @@ use crate::ast::{self, Returns};
 use crate::attr::parse_duration;
 use crate::check::borrows;
 use crate::ctxt::Errors;
-use crate::write::{async_fn, Target};
+use crate::write::{async_fn, typed_body, Target};
 
 const HELP: &str = "name the cached call whose entry the value replaces, and the parameter \
                     that becomes its value: `#[write_behind(get_user(id), value = user)]`";
@@ -361,6 +361,7 @@ fn generate(
     };
     let queue = quote!(#queue_fn());
 
+    let typed = typed_body(&ret_ty, stmts);
     let body = quote! {
         #(#checks)*
         #target
@@ -368,16 +369,7 @@ fn generate(
         let __cachette_body = move || {
             #(#rebind)*
             async move {
-                let __cachette_ret: #ret_ty = async move {
-                    // Fixes the block's type to the function's, for `?` and `return` in the body.
-                    #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-                    if false {
-                        let __cachette_fake_return: #ret_ty = loop {};
-                        return __cachette_fake_return;
-                    }
-                    #(#stmts)*
-                }
-                .await;
+                let __cachette_ret: #ret_ty = #typed.await;
                 ::cachette::__private::BodyResult::into_write(__cachette_ret)
             }
         };

@@ -141,6 +141,22 @@ pub(crate) fn async_fn(
     Ok(func)
 }
 
+/// The body's statements as an `async move` block whose output is `ret_ty`, the function's
+/// return type, so that `?` and `return` in the body mean what they meant in the function.
+pub(crate) fn typed_body(ret_ty: &syn::Type, stmts: &[syn::Stmt]) -> TokenStream {
+    quote! {
+        async move {
+            // Fixes the block's type to the function's, for `?` and `return` in the body.
+            #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
+            if false {
+                let __cachette_fake_return: #ret_ty = loop {};
+                return __cachette_fake_return;
+            }
+            #(#stmts)*
+        }
+    }
+}
+
 /// The targets, and whether `before = true` was given.
 fn parse(kind: Write, args: TokenStream, errors: &mut Errors) -> (Vec<Target>, bool) {
     let help = match kind {
@@ -320,21 +336,13 @@ fn generate(kind: Write, func: &ItemFn, targets: &[Target], before: bool) -> Tok
         }
     };
 
+    let body = typed_body(&ret_ty, stmts);
     quote! {
         #(#attrs)*
         #vis #sig {
             #(#bindings)*
             #before
-            let #ret: #ret_ty = async move {
-                // Fixes the block's type to the function's, for `?` and `return` in the body.
-                #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
-                if false {
-                    let __cachette_fake_return: #ret_ty = loop {};
-                    return __cachette_fake_return;
-                }
-                #(#stmts)*
-            }
-            .await;
+            let #ret: #ret_ty = #body.await;
             #after
             #ret
         }

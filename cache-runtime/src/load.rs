@@ -157,10 +157,7 @@ where
         );
         if let Some(value) = outcome.cacheable() {
             error_guard.0 = None;
-            let admitted = self.ctx.policy.admit(value);
-            if admitted.is_none() {
-                Counters::bump(&self.ctx.counters.declined);
-            }
+            let admitted = self.admit(value);
             if let Some(mut guard) = guard {
                 guard.land_outcome(&outcome);
                 if let Some(ttl) = admitted {
@@ -204,6 +201,15 @@ where
         self.run_blocking(&key, guard, load)
     }
 
+    /// The ttl the policy gives a loaded value, or `None` (counted) if it keeps it out.
+    fn admit(&self, value: &V) -> Option<Option<std::time::Duration>> {
+        let admitted = self.ctx.policy.admit(value);
+        if admitted.is_none() {
+            Counters::bump(&self.ctx.counters.declined);
+        }
+        admitted
+    }
+
     /// [`State::run`] for a sync body, storing in memory (the one store of sync functions).
     fn run_blocking<O, F>(
         &'static self,
@@ -220,10 +226,7 @@ where
         let outcome = load();
         if let Some(value) = outcome.cacheable() {
             error_guard.0 = None;
-            let admitted = self.ctx.policy.admit(value);
-            if admitted.is_none() {
-                Counters::bump(&self.ctx.counters.declined);
-            }
+            let admitted = self.admit(value);
             if let Some(mut guard) = guard {
                 guard.land_outcome(&outcome);
                 if let (Some(ttl), Some(memory)) = (admitted, self.store.memory()) {
