@@ -483,7 +483,7 @@ async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
             }
         };
         wait_until(due).await;
-        let next = {
+        let mut next = {
             let mut lanes = queue.lanes();
             let Some(lane) = lanes.get_mut(&lane_key) else {
                 return;
@@ -495,7 +495,6 @@ async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
             next
         };
         order.wait(next.seq).await;
-        let mut next = next;
         let outcome = attempts(&queue, next.job.as_mut()).await;
         let written = outcome.is_ok();
         next.job.end(written).await;
