@@ -93,6 +93,8 @@ async fn fill(id: u64, value: u64) {
     db().insert(id, value);
     assert_eq!(on_redis(id).await, value);
     assert_eq!(on_tiered(id).await, value);
+    // The calls return before their values' `SET`s are answered.
+    cachette::flush().await;
     assert_eq!(in_redis(&format!("r:{id}")), value.to_string());
     assert_eq!(in_redis(&format!("t:{id}")), value.to_string());
 }
@@ -155,6 +157,7 @@ async fn a_refused_invalidation_is_kept_blocks_its_key_and_is_replayed() {
     // write it there either.
     assert_eq!(on_redis(300).await, 2);
     assert_eq!(on_tiered(300).await, 2);
+    cachette::flush().await;
     assert_eq!(
         in_redis("r:300"),
         "1",
@@ -174,6 +177,7 @@ async fn a_refused_invalidation_is_kept_blocks_its_key_and_is_replayed() {
         .await
     );
     assert_eq!(on_redis(300).await, 2);
+    cachette::flush().await;
     assert_eq!(in_redis("r:300"), "2", "written again once confirmed");
 }
 

@@ -45,6 +45,7 @@ async fn ttl_from_sets_each_keys_expiry_in_redis() {
     server();
     assert_eq!(lookup(2).await.as_deref(), Some("found 2"));
     assert_eq!(lookup(3).await, None);
+    cachette::flush().await;
     let found = pttl("pol:lookup:2");
     assert!((590_000..=600_000).contains(&found), "PTTL {found}");
     let missing = pttl("pol:lookup:3");
@@ -73,12 +74,12 @@ async fn doc(id: u64) -> Result<String, String> {
 async fn unless_keeps_a_value_out_of_redis() {
     let server = server();
     assert_eq!(doc(1).await.unwrap(), "draft 1");
-    // The fill runs in a task of its own: give a wrongly sent `SET` time to land.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A wrongly sent `SET` would have landed by now.
+    cachette::flush().await;
     assert_eq!(server.cli(&["EXISTS", "pol:doc:1"]), "0");
     assert_eq!(doc_stats().declined, 1);
     assert_eq!(doc(1).await.unwrap(), "final 1");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    cachette::flush().await;
     assert_eq!(server.cli(&["GET", "pol:doc:1"]), "\"final 1\"");
     assert_eq!(doc(1).await.unwrap(), "final 1");
     assert_eq!(DOC_LOADS.load(Ordering::SeqCst), 2);
@@ -122,6 +123,7 @@ async fn brief_value(id: u64) -> u64 {
 async fn the_tiered_memory_tier_keeps_a_value_no_longer_than_its_own_ttl() {
     server();
     assert_eq!(brief_value(8).await, 8);
+    cachette::flush().await;
     let left = pttl("pol:brief:8");
     assert!((1..=300).contains(&left), "PTTL {left}");
     assert_eq!(brief_value(8).await, 8);

@@ -49,6 +49,8 @@ async fn user(id: u64) -> Result<String, DbError> {
 async fn a_readable_key_holds_plain_json_with_the_ttl_asked() {
     let server = server();
     assert_eq!(user(42).await.unwrap(), "user 42");
+    // The call returns before its SET is answered; flush waits for it.
+    cachette::flush().await;
     assert_eq!(server.cli(&["GET", "it:user:42"]), "\"user 42\"");
     let pttl: u64 = server.cli(&["PTTL", "it:user:42"]).parse().unwrap();
     assert!((59_000..=60_000).contains(&pttl), "PTTL {pttl}");
@@ -79,6 +81,7 @@ async fn short(id: u64) -> u64 {
 async fn a_digest_key_is_namespaced_and_keeps_milliseconds() {
     let server = server();
     assert_eq!(short(1).await, 1);
+    cachette::flush().await;
     let keys = server.cli(&["KEYS", "it:short:v3:*"]);
     let keys: Vec<&str> = keys.lines().collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -150,6 +153,7 @@ async fn account_bincode(id: u64) -> Option<Account> {
 async fn both_codecs_round_trip_and_each_reads_the_others_bytes_as_a_miss() {
     let server = server();
     assert_eq!(account_json(1).await, Some(account(1)));
+    cachette::flush().await;
     assert_eq!(
         account_json(1).await,
         Some(account(1)),
@@ -163,6 +167,7 @@ async fn both_codecs_round_trip_and_each_reads_the_others_bytes_as_a_miss() {
     assert_eq!(account_bincode(1).await, Some(account(1)));
     assert_eq!(BINCODE_RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(account_bincode_stats().decode_errors, 1);
+    cachette::flush().await;
     assert_eq!(
         account_bincode(1).await,
         Some(account(1)),
@@ -195,6 +200,7 @@ async fn garbage_under_a_key_is_a_miss_then_overwritten() {
     let server = server();
     server.cli(&["SET", "it:garbage:5", "\u{1}\u{2}not a value"]);
     assert_eq!(over_garbage(5).await, vec![5, 5, 5]);
+    cachette::flush().await;
     assert_eq!(over_garbage(5).await, vec![5, 5, 5]);
     assert_eq!(
         GARBAGE_RUNS.load(Ordering::SeqCst),
@@ -253,6 +259,7 @@ async fn no_argument_value_can_forge_another_key() {
         calls,
         "every pair is its own entry"
     );
+    cachette::flush().await;
     let keys = server.cli(&["KEYS", "it:item:*"]);
     assert_eq!(keys.lines().count(), calls);
     for key in keys.lines() {
@@ -318,6 +325,7 @@ async fn clear_drops_every_entry_of_the_function_and_nothing_else() {
         acct(id).await;
         acct_nested(id).await;
     }
+    cachette::flush().await;
     assert_eq!(count_keys(server, "it:member:*"), 40);
     assert_eq!(count_keys(server, "it:acct:v0:*"), 40);
 
@@ -338,6 +346,7 @@ async fn clear_drops_every_entry_of_the_function_and_nothing_else() {
     assert_eq!(runs(&ACCT_RUNS), 40, "every acct entry was dropped");
     assert_eq!(runs(&ORDERS_RUNS), 20, "no orders entry was: all hits");
     assert_eq!(runs(&ACCT_V0_RUNS), 20, "no acct:v0 entry was: all hits");
+    cachette::flush().await;
 
     // And the other way round.
     member_orders_clear().await;
@@ -430,6 +439,7 @@ fn a_thread_reads_through_the_runtime_it_is_on() {
     };
     let first = current_thread();
     assert_eq!(first.block_on(two_runtimes(7)), 7);
+    first.block_on(cachette::flush());
     assert_eq!(
         first.block_on(two_runtimes(7)),
         7,

@@ -29,11 +29,13 @@ async fn call(id: u64) -> bool {
     RUNS.load(Ordering::SeqCst) > before
 }
 
-/// Waits (polling, up to 15 s) until a key is cached again: a call followed by a hit.
+/// Waits (polling, up to 15 s) until a key is cached again: a call, its store, then a hit.
 async fn until_cached(id: u64) -> Duration {
     let started = Instant::now();
     loop {
         call(id).await;
+        // The second call must find the value in Redis, not in the first one's load.
+        cachette::flush().await;
         if !call(id).await {
             return started.elapsed();
         }

@@ -222,6 +222,8 @@ async fn an_invalidation_in_one_process_reaches_the_memory_tier_of_another() {
         // A reads: from L1 once it was filled.
         let expected = format!("v{}", i - 1);
         assert_eq!(get_user(1).await.unwrap(), expected);
+        // Its store (Redis, then L1) ends behind the call.
+        cachette::flush().await;
         let l1_hits = get_user_stats().l1_hits;
         assert_eq!(get_user(1).await.unwrap(), expected);
         assert_eq!(
@@ -261,6 +263,8 @@ async fn a_killed_subscription_clears_the_memory_tier_and_comes_back() {
     let mut peer = Peer::start(server);
     assert_eq!(get_user(2).await.unwrap(), "before");
     assert_eq!(get_user(2).await.unwrap(), "before");
+    // The load's store (Redis, then L1) ends behind the call.
+    cachette::flush().await;
     assert!(get_user_stats().entries > 0, "L1 holds the entry");
 
     // Revoking the channel from Redis's default user disconnects the subscription, and keeps
@@ -431,6 +435,7 @@ async fn an_echo_only_drops_the_memory_copy() {
         "kept",
         "written to Redis just now"
     );
+    cachette::flush().await;
     let entries = get_user_stats().entries;
     assert!(entries > 0, "and to memory");
     let counted = get_user_stats().remote_invalidations;

@@ -52,6 +52,7 @@ async fn a_rediss_url_trusting_the_test_ca_stores_reads_and_deletes_over_tls() {
         .expect("the first configuration of this process");
 
     assert_eq!(user(7).await.as_deref(), Some("user 7"));
+    cachette::flush().await;
     assert_eq!(server.cli(&["GET", "tls:tls-user:7"]), "\"user 7\"");
     assert_eq!(user(7).await.as_deref(), Some("user 7"));
     assert_eq!(RUNS.load(Ordering::SeqCst), 1, "the second call is a hit");

@@ -109,6 +109,8 @@ async fn fill(id: u64) {
         assert_eq!(shared(id).await, id);
         assert_eq!(tiered(id).await, id);
     }
+    // The stores end behind the calls.
+    cachette::flush().await;
 }
 
 #[test]

@@ -55,6 +55,9 @@ pub enum StoreKind {
 pub struct Key {
     pub(crate) digest: u128,
     name: Option<String>,
+    /// On Redis: how many fills of the key's bucket had ended before the call's lookup
+    /// (`RedisFn::fills_ended`), so that its leader knows whether to look again.
+    pub(crate) fills_seen: u32,
 }
 
 impl Key {
@@ -73,7 +76,11 @@ impl Key {
     /// The key of a call whose function has no template, from its digest.
     #[inline]
     pub(crate) fn from_digest(digest: u128) -> Self {
-        Self { digest, name: None }
+        Self {
+            digest,
+            name: None,
+            fills_seen: 0,
+        }
     }
 
     /// The key of a call whose function has a template, from the rendered name.
@@ -81,6 +88,7 @@ impl Key {
         Self {
             digest: xxhash_rust::xxh3::xxh3_128(name.as_bytes()),
             name: Some(name),
+            fills_seen: 0,
         }
     }
 }
@@ -227,12 +235,13 @@ where
         Fut: Future<Output = O>,
     {
         let state = self.state();
-        let Some(key) = state.ctx.usable(key, "calling uncached") else {
+        let Some(mut key) = state.ctx.usable(key, "calling uncached") else {
             return load().await;
         };
         if let Some(value) = state.pending(&key) {
             return O::from_cached(value);
         }
+        key.fills_seen = state.store.fills_ended(&key);
         if let Some(value) = state.store.get_shared(&state.ctx, &key).await {
             state.ctx.hit(&key);
             return O::from_cached(value);

@@ -17,7 +17,6 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::watch;
 
-use crate::cached_fn::settle;
 use crate::outcome::Outcome;
 use crate::stats::Counters;
 use crate::store::memory::DigestHasher;
@@ -211,15 +210,23 @@ impl<'a, V: Clone> FlightGuard<'a, V> {
     }
 
     /// Runs `write` in a task of its own that keeps this guard, under the flight's gate, if the
-    /// flight is still current ([`Flight::write_if_current`]). A caller that stops waiting (a
-    /// timeout, a dropped future) must not stop a fill between its check and its write, and the
-    /// flight must stay where an invalidation finds it until the write is done.
-    pub(crate) async fn write_detached(self, write: impl Future<Output = ()> + Send + 'static)
+    /// flight is still current ([`Flight::write_if_current`]), and returns at once: the caller
+    /// has its value, and does not wait for the write ([`crate::store::fills`]). Until the
+    /// write is done the flight stays in the map, where an invalidation finds it (and waits
+    /// for the write before it deletes), and where a call of the key finds `value` rather than
+    /// loading it again.
+    #[cfg(feature = "redis")]
+    pub(crate) fn write_detached(self, value: &V, write: impl Future<Output = ()> + Send + 'static)
     where
         V: Send + Sync + 'static,
         'a: 'static,
     {
-        settle(async move { self.flight.write_if_current(write).await }).await;
+        // A waiter that joins from now on sees the value at once; one that joined earlier was
+        // handed it when the leader landed.
+        self.flight
+            .channel()
+            .get_or_insert_with(|| watch::channel(Landing::Done(value.clone())).0);
+        crate::store::fills::spawn(async move { self.flight.write_if_current(write).await });
     }
 
     /// Hands what `landing` makes to the waiters, if there are any.

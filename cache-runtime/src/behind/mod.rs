@@ -203,7 +203,9 @@ static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
 
 /// Runs every queued write now (skipping what is left of their `delay`), and returns when
 /// every write accepted so far, and any accepted meanwhile, has ended: written, or failed and
-/// reported to the failure handler. Call it on a graceful shutdown, after the last write.
+/// reported to the failure handler. It also waits for the values calls have loaded to be
+/// stored in Redis: a miss returns before its `SET` is answered. Call it on a graceful
+/// shutdown, after the last call, so that the next process finds what this one loaded.
 pub async fn flush() {
     FLUSHING.fetch_add(1, Ordering::SeqCst);
     let _flushing = FlushGuard;
@@ -217,20 +219,22 @@ pub async fn flush() {
         // The sender lives as long as the queue, which is never dropped.
         let _ = outstanding.wait_for(|n| *n == 0).await;
     }
+    crate::store::fills::settled().await;
 }
 
-/// [`flush`], giving up at `deadline`: returns how many writes have not ended (0 when all
-/// have). Those left keep running.
+/// [`flush`], giving up at `deadline`: returns how many writes (write-behind writes, and
+/// stores of loaded values) have not ended (0 when all have). Those left keep running.
 pub async fn flush_within(deadline: Duration) -> usize {
     if tokio::time::timeout(deadline, flush()).await.is_ok() {
         return 0;
     }
-    QUEUES
+    let behind: usize = QUEUES
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
         .map(|queue| *queue.outstanding.borrow())
-        .sum()
+        .sum();
+    behind + crate::store::fills::in_flight()
 }
 
 struct FlushGuard;

@@ -14,6 +14,7 @@
 //! Dispatch is a `match` on an enum: static, nothing boxed, so the memory hit path is the
 //! memory store's own.
 
+pub(crate) mod fills;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
@@ -137,6 +138,16 @@ where
         }
     }
 
+    /// How many fills of `key`'s bucket have ended: read before a call's Redis lookup
+    /// ([`Key::fills_seen`]), for its leader's ([`Store::get_leading`]).
+    pub(crate) fn fills_ended(&self, key: &Key) -> u32 {
+        match self {
+            #[cfg(feature = "redis")]
+            Store::Redis(redis) => redis.fills_ended(key.digest()),
+            _ => 0,
+        }
+    }
+
     /// Whether a miss is counted only once the leader's lookup ([`Store::get_leading`]) missed
     /// too: the stores that read a shared store under the flight.
     pub(crate) fn reads_under_flight(&self) -> bool {
@@ -150,7 +161,8 @@ where
     }
 
     /// The lookup of a flight's leader, before it runs the body: memory again (a load that
-    /// ended since the caller's lookup has filled it), or a shared store read under the flight.
+    /// ended since the caller's lookup has filled it), a shared store read under the flight,
+    /// or Redis again if a fill of the key may have ended since the caller's lookup.
     pub(crate) async fn get_leading(
         &self,
         ctx: &Context<V>,
@@ -160,9 +172,9 @@ where
         match self {
             Store::Memory(memory) => memory.get(key.digest()),
             #[cfg(feature = "redis")]
-            Store::Redis(_) => None,
-            // Boxed, here and in `fill`: the shared stores' futures are large, and inline they
-            // would size every function's miss future, the memory store's too.
+            Store::Redis(redis) => Box::pin(redis.get_leading(ctx, key)).await,
+            // Boxed: the shared stores' futures are large, and inline they would size every
+            // function's miss future, the memory store's too.
             #[cfg(feature = "redis")]
             Store::Tiered(tiered) => Box::pin(tiered.get_leading(ctx, key, flight)).await,
         }
@@ -170,7 +182,8 @@ where
 
     /// Stores a loaded value for `ttl` (the value's own, [`crate::outcome::Policy`]), unless an
     /// invalidation of its key voided the flight meanwhile. Takes the flight's guard, and keeps
-    /// it until the value is stored.
+    /// it until the value is stored: in memory before it returns; in a shared store, in a task
+    /// of its own ([`fills`]) that the caller does not wait for.
     pub(crate) async fn fill(
         &'static self,
         ctx: &'static Context<V>,
@@ -184,9 +197,9 @@ where
                 memory.insert_with(key.digest(), || value.clone(), ttl, || flight.current());
             }
             #[cfg(feature = "redis")]
-            Store::Redis(redis) => Box::pin(redis.fill(ctx, key, value, ttl, flight)).await,
+            Store::Redis(redis) => redis.fill(ctx, key, value, ttl, flight),
             #[cfg(feature = "redis")]
-            Store::Tiered(tiered) => Box::pin(tiered.fill(ctx, key, value, ttl, flight)).await,
+            Store::Tiered(tiered) => tiered.fill(ctx, key, value, ttl, flight),
         }
     }
 

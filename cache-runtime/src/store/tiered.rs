@@ -5,7 +5,8 @@
 //! A call reads L1 while the bus is live ([`crate::bus`]): never while the subscription is
 //! down, since messages may be missed then. On an L1 miss, the key's flight
 //! ([`crate::flight`]) reads Redis, then runs the body; the value goes to Redis (`SET`, under
-//! the flight's gate) and to L1. Both L1 fills are checked against the flight under the L1
+//! the flight's gate) and to L1, in a task the caller does not wait for (`store::fills`): the
+//! flight, kept until then, hands the value to calls of the key meanwhile. Both L1 fills are checked against the flight under the L1
 //! segment lock: a value read or loaded before an invalidation of its key never lands after
 //! it. In a fresh process, calls wait (at most the Redis timeout) for the bus's first
 //! subscription before they join or lead a flight: that subscription voids the flights under
@@ -139,7 +140,7 @@ where
 
     /// Stores a loaded value in Redis and L1, unless an invalidation voided its flight
     /// ([`FlightGuard::write_detached`]).
-    pub(crate) async fn fill(
+    pub(crate) fn fill(
         &'static self,
         ctx: &'static Context<V>,
         key: &Key,
@@ -147,22 +148,22 @@ where
         ttl: Option<Duration>,
         flight: FlightGuard<'static, V>,
     ) {
-        let (key, value) = (key.clone(), value.clone());
+        let write = self.shared.encode(ctx, key, value, ttl);
+        let (key, kept) = (key.clone(), value.clone());
         let ticket = flight.flight().clone();
-        flight
-            .write_detached(async move {
-                // Remembered before the write is sent: a remote invalidation handled from now
-                // on deletes the key again if this write may have outlived it.
-                self.recent
-                    .remember(key.digest(), || self.shared.keys.redis_key(&key));
-                self.shared.write(ctx, &key, &value, ttl).await;
-                if Bus::global().live() {
-                    let ttl = Some(self.l1_ttl(ttl));
-                    self.l1
-                        .insert(key.digest(), value, ttl, || ticket.current());
-                }
-            })
-            .await;
+        flight.write_detached(value, async move {
+            // Remembered before the write is sent: a remote invalidation handled from now
+            // on deletes the key again if this write may have outlived it.
+            self.recent
+                .remember(key.digest(), || self.shared.keys.redis_key(&key));
+            if let Some(write) = &write {
+                self.shared.send(ctx, write).await;
+            }
+            if Bus::global().live() {
+                let ttl = Some(self.l1_ttl(ttl));
+                self.l1.insert(key.digest(), kept, ttl, || ticket.current());
+            }
+        });
     }
 
     /// How long L1 keeps a value whose own ttl is `ttl`: `l1_ttl`, or less for a value that

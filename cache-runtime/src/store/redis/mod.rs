@@ -4,9 +4,10 @@
 //! - `keys`: where a function's keys live, and how a clear finds them.
 //! - `pending`: invalidations Redis has not confirmed, kept and replayed.
 //!
-//! A read is one `GET`, made before any flight (the hit path). A fill is one `SET … PX`, sent in
-//! a task of its own under its flight's gate (see `crate::flight`), so an invalidation's `DEL`
-//! is sent after it. An invalidation voids the key's flight, then deletes; what Redis does not
+//! A read is one `GET`, made before any flight (the hit path). A fill is one `SET … PX`, encoded
+//! by the caller and sent in a task of its own under its flight's gate (see `crate::flight`
+//! and `store::fills`), so an invalidation's `DEL` is sent after it; the caller does not wait
+//! for it. An invalidation voids the key's flight, then deletes; what Redis does not
 //! confirm is kept, and the key is neither read nor written here until it is.
 
 mod conn;
@@ -14,6 +15,7 @@ pub(crate) mod keys;
 pub(crate) mod pending;
 mod reader;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::bus::{Announce, Bus};
@@ -34,6 +36,20 @@ pub(crate) struct RedisFn<V> {
     pub(crate) keys: RedisKeys,
     pub(crate) pending: Pending,
     namespace: String,
+    /// Fills ended, per bucket of keys (see [`RedisFn::get_leading`]).
+    fills_ended: [AtomicU32; FILL_BUCKETS],
+}
+
+/// Buckets of [`RedisFn::fills_ended`]: a leader looks again when any key of its bucket was
+/// filled meanwhile.
+const FILL_BUCKETS: usize = 128;
+
+/// A value encoded for Redis, with its key and ttl: what a `SET` sends.
+pub(crate) struct Write {
+    digest: u128,
+    name: String,
+    bytes: Vec<u8>,
+    ttl: Duration,
 }
 
 /// What [`RedisFn::write`] did with a value.
@@ -63,6 +79,7 @@ where
             },
             pending: Pending::default(),
             namespace: namespace.to_owned(),
+            fills_ended: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
 
@@ -98,9 +115,10 @@ where
         }
     }
 
-    /// Stores a loaded value unless an invalidation voided its flight
-    /// ([`FlightGuard::write_detached`]).
-    pub(crate) async fn fill(
+    /// Stores a loaded value unless an invalidation voided its flight, in a task of its own that
+    /// the caller does not wait for ([`FlightGuard::write_detached`]). The value is encoded
+    /// here, on the caller's thread.
+    pub(crate) fn fill(
         &'static self,
         ctx: &'static Context<V>,
         key: &Key,
@@ -108,12 +126,31 @@ where
         ttl: Option<Duration>,
         flight: FlightGuard<'static, V>,
     ) {
-        let (key, value) = (key.clone(), value.clone());
-        flight
-            .write_detached(async move {
-                self.write(ctx, &key, &value, ttl).await;
-            })
-            .await;
+        let Some(write) = self.encode(ctx, key, value, ttl) else {
+            return;
+        };
+        flight.write_detached(value, async move {
+            self.send(ctx, &write).await;
+            // Before the flight is let go: see `get_leading`.
+            self.fills_ended[bucket(write.digest)].fetch_add(1, Ordering::SeqCst);
+        });
+    }
+
+    /// How many fills of keys of `digest`'s bucket have ended.
+    pub(crate) fn fills_ended(&self, digest: u128) -> u32 {
+        self.fills_ended[bucket(digest)].load(Ordering::SeqCst)
+    }
+
+    /// The leader's lookup: Redis again only if a fill of the key's bucket ended since the
+    /// caller's lookup ([`Key::fills_seen`]). A fill lets its flight go once its `SET` is
+    /// answered, and the caller's `GET` may have run before that `SET` (it goes on another
+    /// connection): without a second look the key would load twice. A fill that ended before
+    /// the count was read had its `SET` answered before the `GET` was sent, which saw it.
+    pub(crate) async fn get_leading(&self, ctx: &Context<V>, key: &Key) -> Option<V> {
+        if self.fills_ended(key.digest()) == key.fills_seen {
+            return None;
+        }
+        self.get(ctx, key).await
     }
 
     /// Writes a value to Redis for `ttl` (`SET … PX`), unless Redis is unavailable or the
@@ -126,27 +163,52 @@ where
         value: &V,
         ttl: Option<Duration>,
     ) -> Written {
-        let Some(ttl) = ttl else {
-            return Written::No;
-        };
+        match self.encode(ctx, key, value, ttl) {
+            Some(write) => self.send(ctx, &write).await,
+            None => Written::No,
+        }
+    }
+
+    /// What [`RedisFn::write`] sends for `value`, or `None` (counted) if it sends nothing.
+    pub(crate) fn encode(
+        &self,
+        ctx: &Context<V>,
+        key: &Key,
+        value: &V,
+        ttl: Option<Duration>,
+    ) -> Option<Write> {
+        let ttl = ttl?;
         if self.pending.blocks(key.digest()) || !self.redis.available() {
-            return Written::No;
+            return None;
         }
         let mut bytes = Vec::new();
         if !self.codec.encode(value, &mut bytes) {
             Counters::bump(&ctx.counters.encode_errors);
             tracing::warn!(namespace = %ctx.namespace, format = self.codec.format().name(), "cachette: the value cannot be encoded so that it reads back as itself; not stored");
-            return Written::No;
+            return None;
         }
         if bytes.len() > self.redis.max_value_bytes() {
             Counters::bump(&ctx.counters.oversize);
             tracing::debug!(namespace = %ctx.namespace, bytes = bytes.len(), "cachette: value over the size cap; not stored");
+            return None;
+        }
+        Some(Write {
+            digest: key.digest(),
+            name: self.keys.redis_key(key),
+            bytes,
+            ttl,
+        })
+    }
+
+    /// Sends an encoded write, unless the key's invalidation became pending or Redis
+    /// unavailable since it was encoded.
+    pub(crate) async fn send(&self, ctx: &Context<V>, write: &Write) -> Written {
+        if self.pending.blocks(write.digest) || !self.redis.available() {
             return Written::No;
         }
-        let name = self.keys.redis_key(key);
         // A `SET` that times out may still land, after an invalidation it would then outlive:
         // `set` sends a `DEL` behind it on its connection, which lands after it.
-        if let Err(err) = self.redis.set(&name, &bytes, ttl).await {
+        if let Err(err) = self.redis.set(&write.name, &write.bytes, write.ttl).await {
             ctx.store_error(self.redis, "SET", &err);
             return Written::No;
         }
@@ -307,4 +369,9 @@ where
             }
         })
     }
+}
+
+/// The bucket of [`RedisFn::fills_ended`] that counts `digest`'s fills.
+fn bucket(digest: u128) -> usize {
+    (digest as usize) % FILL_BUCKETS
 }
