@@ -1,17 +1,20 @@
 //! Single-flight: one load per key per process, the other callers of the key wait for it.
 //!
 //! A [`Flight`] is also its load's ticket against invalidation. An invalidation of the key (or
-//! a clear) marks the flight stale and takes it out of the map ([`Flights::void`]), then takes
-//! its `gate`. The leader stores its value only while the flight is not stale: checked under
-//! the memory store's segment lock for memory, and under the `gate`, held until its writes are
-//! answered, for Redis ([`Flight::write_if_current`]). So the invalidation's own deletes reach
-//! the stores after any write of the flight, and a value loaded before an invalidation never
-//! outlives it. Each flight stands for one key: invalidating one key voids no other key's load.
+//! a clear) marks the flight stale ([`Flights::void`]), then takes its `gate`. A stale flight
+//! stays in the map until its leader lets it go, but no call joins it: the next call leads a
+//! new flight that remembers it, and an invalidation waits for the gates of the key's earlier
+//! voided flights still alive too, so it never deletes before a write that an earlier
+//! invalidation is still waiting for. The leader stores its value only while the flight is not
+//! stale: checked under the memory store's segment lock for memory, and under the `gate`, held
+//! until its writes are answered, for Redis ([`Flight::write_if_current`]). So the
+//! invalidation's own deletes reach the stores after any write of the flight, and a value
+//! loaded before an invalidation never outlives it. Each flight stands for one key: invalidating one key voids no other key's load.
 
 use std::future::Future;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -30,6 +33,9 @@ pub(crate) struct Flight<V> {
     waiters: std::sync::Mutex<Option<watch::Sender<Landing<V>>>>,
     stale: AtomicBool,
     gate: tokio::sync::Mutex<()>,
+    /// The key's flight this one replaced in the map, voided then. It lives as long as its
+    /// guard, which a fill keeps until its write is answered: an invalidation waits for it too.
+    before: Weak<Flight<V>>,
 }
 
 /// How a flight ended, as its waiters see it.
@@ -62,7 +68,14 @@ impl<V: Clone> Flights<V> {
     /// Joins the load of `digest` under way, or leads a new one.
     pub(crate) fn join_or_lead(&self, digest: u128) -> Role<'_, V> {
         match self.0.entry(digest) {
-            Entry::Occupied(running) => Role::Wait(running.get().subscribe()),
+            Entry::Occupied(running) if running.get().current() => {
+                Role::Wait(running.get().subscribe())
+            }
+            Entry::Occupied(mut voided) => {
+                let flight = Flight::after(voided.get());
+                voided.insert(flight.clone());
+                Role::Lead(FlightGuard::new(self, digest, flight))
+            }
             Entry::Vacant(slot) => {
                 let flight = slot.insert(Flight::new()).clone();
                 Role::Lead(FlightGuard::new(self, digest, flight))
@@ -73,53 +86,73 @@ impl<V: Clone> Flights<V> {
     /// Leads a new load of `digest` if none is under way.
     pub(crate) fn lead_if_free(&self, digest: u128) -> Option<FlightGuard<'_, V>> {
         match self.0.entry(digest) {
+            Entry::Occupied(running) if running.get().current() => None,
+            Entry::Occupied(mut voided) => {
+                let flight = Flight::after(voided.get());
+                voided.insert(flight.clone());
+                Some(FlightGuard::new(self, digest, flight))
+            }
             Entry::Vacant(slot) => {
                 let flight = slot.insert(Flight::new()).clone();
                 Some(FlightGuard::new(self, digest, flight))
             }
-            Entry::Occupied(_) => None,
         }
     }
 
-    /// Marks the load of `digest` under way (if any) stale and forgets it, so that calls from
-    /// now on start their own; returns once a write it already began is answered.
+    /// Marks the load of `digest` under way (if any) stale, so that calls from now on start
+    /// their own; returns once every write of a load of `digest` that began before is
+    /// answered: this one's, and those of loads voided earlier and still writing (an earlier
+    /// invalidation may be waiting for one of them, but this one must not delete before it).
     pub(crate) async fn void(&self, digest: u128) {
-        if let Some((_, flight)) = self.0.remove(&digest) {
+        let flight = self.0.get(&digest).map(|f| {
+            f.stale.store(true, Ordering::SeqCst);
+            f.clone()
+        });
+        if let Some(flight) = flight {
             flight.void().await;
         }
     }
 
     /// [`Flights::void`] for every load under way.
     pub(crate) async fn void_all(&self) {
-        let flights: Vec<(u128, Arc<Flight<V>>)> = self
+        let flights: Vec<Arc<Flight<V>>> = self
             .0
             .iter()
-            .map(|f| (*f.key(), f.value().clone()))
+            .map(|f| {
+                f.stale.store(true, Ordering::SeqCst);
+                f.value().clone()
+            })
             .collect();
-        for (digest, flight) in &flights {
-            self.0.remove_if(digest, |_, f| Arc::ptr_eq(f, flight));
-        }
-        for (_, flight) in flights {
+        for flight in flights {
             flight.void().await;
         }
     }
 
-    /// Marks every load under way stale and forgets it, without waiting for their writes: for
-    /// what only concerns memory (a lost subscription clears the memory tier).
+    /// Marks every load under way stale, without waiting for their writes: for what only
+    /// concerns memory (a lost subscription clears the memory tier).
     pub(crate) fn mark_all_stale(&self) {
         for flight in self.0.iter() {
             flight.stale.store(true, Ordering::SeqCst);
         }
-        self.0.clear();
     }
 }
 
 impl<V> Flight<V> {
     fn new() -> Arc<Self> {
+        Self::with_before(Weak::new())
+    }
+
+    /// A flight of a key whose flight `voided` is stale, and may still be writing.
+    fn after(voided: &Arc<Self>) -> Arc<Self> {
+        Self::with_before(Arc::downgrade(voided))
+    }
+
+    fn with_before(before: Weak<Self>) -> Arc<Self> {
         Arc::new(Flight {
             waiters: std::sync::Mutex::new(None),
             stale: AtomicBool::new(false),
             gate: tokio::sync::Mutex::new(()),
+            before,
         })
     }
 
@@ -150,10 +183,15 @@ impl<V> Flight<V> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Marks the flight stale, then waits until a write it already began is answered.
-    async fn void(&self) {
-        self.stale.store(true, Ordering::SeqCst);
-        drop(self.gate.lock().await);
+    /// Marks the flight stale, then waits until a write it already began is answered, and
+    /// those of the voided flights of its key before it that are still alive.
+    async fn void(self: Arc<Self>) {
+        let mut next = Some(self);
+        while let Some(flight) = next {
+            flight.stale.store(true, Ordering::SeqCst);
+            drop(flight.gate.lock().await);
+            next = flight.before.upgrade();
+        }
     }
 
     /// Runs `write` if the flight is still current, holding the gate until it is done: an
@@ -294,6 +332,38 @@ mod tests {
         let mut wrote = false;
         flight.write_if_current(async { wrote = true }).await;
         assert!(!wrote);
+    }
+
+    #[tokio::test]
+    async fn a_second_invalidation_waits_for_the_write_the_first_one_waits_for() {
+        // 'static, for the invalidations' tasks.
+        let flights: &'static Flights<u64> = Box::leak(Box::default());
+        let Role::Lead(fill) = flights.join_or_lead(1) else {
+            panic!("leads");
+        };
+        // The fill passed its check and holds the gate while its `SET` is on its way.
+        let flight = fill.flight().clone();
+        let write = flight.gate.lock().await;
+        let first = tokio::spawn(flights.void(1));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let Role::Lead(next) = flights.join_or_lead(1) else {
+            panic!("a stale flight is never joined: the next call leads");
+        };
+        let second = tokio::spawn(flights.void(1));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!first.is_finished(), "the first waits for the write");
+        assert!(
+            !second.is_finished(),
+            "the second must not delete before the write the first waits for"
+        );
+        drop(write);
+        drop(fill);
+        first.await.unwrap();
+        second.await.unwrap();
+        assert!(
+            !next.current(),
+            "the second voided the load after the first"
+        );
     }
 
     #[tokio::test]
