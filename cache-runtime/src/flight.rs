@@ -259,11 +259,18 @@ impl<'a, V: Clone> FlightGuard<'a, V> {
         V: Send + Sync + 'static,
         'a: 'static,
     {
-        // A waiter that joins from now on sees the value at once; one that joined earlier was
-        // handed it when the leader landed.
-        self.flight
-            .channel()
-            .get_or_insert_with(|| watch::channel(Landing::Done(value.clone())).0);
+        // A waiter that joins from now on sees the value at once, and so does one that joined
+        // earlier and has not seen a landing yet.
+        let mut channel = self.flight.channel();
+        match channel.as_ref() {
+            Some(tx) => {
+                if matches!(*tx.borrow(), Landing::Pending) {
+                    tx.send_replace(Landing::Done(value.clone()));
+                }
+            }
+            None => *channel = Some(watch::channel(Landing::Done(value.clone())).0),
+        }
+        drop(channel);
         crate::store::fills::spawn(async move { self.flight.write_if_current(write).await });
     }
 
