@@ -25,9 +25,10 @@
 //!   baselines above.
 //! * Misses (hand-timed and interleaved like the above): `miss_cachette`, a function like the
 //!   one under test, called each time with an argument never seen before, so a call is a `GET`
-//!   that misses, the body and a `SET … EX 600` of its JSON; against the same two commands and
-//!   `serde_json::to_vec` through the raw connections (the caller's runtime's, the io thread's,
-//!   the multi-thread runtime's).
+//!   that misses, the body and a `SET … EX 600` of its JSON, which the call returns without
+//!   waiting for (`cachette_until_stored` also waits for it: `cachette::flush()` after each
+//!   call); against the same two commands and `serde_json::to_vec` through the raw connections
+//!   (the caller's runtime's, the io thread's, the multi-thread runtime's), each awaited.
 //! * `redis-benchmark -c 64 -n 200000 -t get -q` against the same server, for scale.
 //!
 //! A summary with the criterion middle estimates, the ratios and the targets is printed last.
@@ -530,10 +531,19 @@ fn main() {
                     async move { raw_miss(&mut conn, fresh_id()).await }
                 }),
             ),
+            (
+                "cachette_until_stored",
+                block(&ct, || async {
+                    let value = miss_cachette(fresh_id()).await;
+                    cachette::flush().await;
+                    value
+                }),
+            ),
         ];
         misses = interleaved(&miss_variants, miss_calls, miss_rounds);
+        ct.block_on(cachette::flush());
         let miss_stats = miss_cachette_stats();
-        let calls = (2 * (miss_rounds + 1) * miss_calls) as u64;
+        let calls = (3 * (miss_rounds + 1) * miss_calls) as u64;
         assert_eq!(miss_stats.loads, calls, "every call missed");
         assert_eq!(miss_stats.store_errors, 0, "every GET and SET answered");
 
@@ -636,7 +646,7 @@ fn main() {
         ratio_line("cachette_mt/raw_redis_rs_mt", c_mt, raw_mt);
     }
 
-    if let [c_ct, raw_ct, raw_io, c_mt, raw_mt] = &misses[..] {
+    if let [c_ct, raw_ct, raw_io, c_mt, raw_mt, c_stored] = &misses[..] {
         println!(
             "-- misses: a fresh argument, GET (nil), the body, SET ... EX 600 of its JSON; \
              hand-timed and interleaved, {miss_rounds} rounds of {miss_calls} calls per variant \
@@ -649,6 +659,7 @@ fn main() {
             "raw_redis_rs_io_thread",
             "cachette_mt",
             "raw_redis_rs_mt",
+            "cachette_until_stored",
         ];
         for (name, samples) in names.iter().zip(&misses) {
             println!("{name:<28} {:>8.2} µs", median(samples.clone()) / 1000.0);
@@ -657,6 +668,7 @@ fn main() {
         println!("    target <= 1.10: {}", verdict(r <= 1.10));
         ratio_line("miss cachette/raw_redis_rs_io_thread", c_ct, raw_io);
         ratio_line("miss cachette_mt/raw_redis_rs_mt", c_mt, raw_mt);
+        ratio_line("miss cachette_until_stored/raw_redis_rs", c_stored, raw_ct);
     }
 
     println!(
