@@ -1,5 +1,5 @@
-//! Fills of `store = "redis"`: a miss returns with its value while its `SET` is still on its
-//! way, and the key still loads once in the process meanwhile; `cachette::flush()` waits for
+//! The connections of `store = "redis"`: many reads at once spread over the shared connection
+//! too; a miss returns with its value while its `SET` is still on its way, and the key still loads once in the process meanwhile; `cachette::flush()` waits for
 //! the `SET`. A fill whose `SET` timed out leaves nothing in Redis once the server answers
 //! again: a `DEL` follows it on its connection, so an invalidation that could not reach Redis
 //! meanwhile is never undone by the late `SET`. Its own binary: it owns its server and the
@@ -203,4 +203,71 @@ fn a_set_that_timed_out_is_followed_by_a_delete() {
         .build()
         .unwrap();
     fill_timeout_leaves_nothing(multi, server, 2);
+}
+
+static OFTEN_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, store = "redis")]
+async fn read_often(id: u64) -> u64 {
+    OFTEN_RUNS.fetch_add(1, Ordering::SeqCst);
+    id
+}
+
+/// The last command of each client of `server`, by client id.
+fn last_commands(server: &RedisServer) -> Vec<(String, String)> {
+    let field = |line: &str, name: &str| {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    server
+        .cli(&["CLIENT", "LIST"])
+        .lines()
+        .map(|line| (field(line, "id="), field(line, "cmd=")))
+        .collect()
+}
+
+/// Many hits at once on one runtime: past a few in flight on the runtime's own read
+/// connection, reads take the shared connection (the one writes take), and every one is a hit.
+#[test]
+fn many_reads_at_once_also_take_the_shared_connection() {
+    let _turn = TURN.blocking_lock();
+    let server = server();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(read_often(1).await, 1);
+        cachette::flush().await;
+        // The shared connection: the one whose last command was that fill's SET.
+        let shared: Vec<String> = last_commands(server)
+            .into_iter()
+            .filter(|(_, cmd)| cmd == "set")
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(shared.len(), 1, "{:?}", last_commands(server));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                tokio::spawn(async {
+                    for _ in 0..50 {
+                        assert_eq!(read_often(1).await, 1);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let stats = read_often_stats();
+        assert_eq!((stats.hits, stats.store_errors), (64 * 50, 0));
+        assert_eq!(OFTEN_RUNS.load(Ordering::SeqCst), 1);
+        let after = last_commands(server);
+        assert!(
+            after.contains(&(shared[0].clone(), "get".to_owned())),
+            "no read took the shared connection: {after:?}"
+        );
+    });
 }

@@ -1,11 +1,13 @@
 //! The read connections: one per runtime that reads, driven by that runtime, so a hit never
-//! waits on another thread. A read connection that fails on a connection error is dropped and
-//! the read goes to the shared connection. Each thread keeps the connection it used last, and
+//! waits on another thread. Past a few reads in flight on it, a read takes the shared
+//! connection instead, which a thread of its own drives: many reads at once go faster there.
+//! A read connection that fails on a connection error is dropped and the read goes to the
+//! shared connection. Each thread keeps the connection it used last, and
 //! takes it again only for the same runtime and while no connection was dropped since, so a
 //! hit reads no lock the threads share. Writes never go here: see `conn.rs`.
 
-use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue};
@@ -20,7 +22,15 @@ pub(super) struct Reader {
     /// That task, ended when the reader is dropped.
     keeper: tokio::task::AbortHandle,
     conn: ConnectionManager,
+    /// Reads in flight on it.
+    busy: Arc<AtomicUsize>,
 }
+
+/// Reads in flight on a runtime's read connection past which a read takes the shared one.
+/// Many reads at once go faster through the shared connection, which a thread of its own
+/// drives, than through one driven by the same busy workers that run the callers; a few go
+/// faster on the caller's own.
+const NEAR_IN_FLIGHT: usize = 8;
 
 impl Drop for Reader {
     fn drop(&mut self) {
@@ -39,7 +49,12 @@ impl Redis {
         if !self.available() {
             return None;
         }
-        let (mut conn, runtime) = self.reader()?;
+        let (mut conn, runtime, busy) = self.reader()?;
+        if busy.fetch_add(1, Ordering::Relaxed) >= NEAR_IN_FLIGHT {
+            busy.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let _done = InFlight(&busy);
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(value)) => Some(Ok(value)),
             // Redis answered (`LOADING`, a wrong type…): the connection is fine.
@@ -60,7 +75,7 @@ impl Redis {
     /// runtime, whose tasks then drive it. None on the io thread, for a cluster, or outside
     /// tokio. Runtime ids are never reused, so a runtime only ever finds its own connection;
     /// the connections of runtimes that have ended are dropped when another one is made.
-    fn reader(&'static self) -> Option<(ConnectionManager, tokio::runtime::Id)> {
+    fn reader(&'static self) -> Option<(ConnectionManager, tokio::runtime::Id, Arc<AtomicUsize>)> {
         let Target::Single(_) = &self.target else {
             return None;
         };
@@ -70,27 +85,33 @@ impl Redis {
         // This thread's last reader, if it is still the one of this runtime: the hit path
         // takes no lock shared with the other threads.
         let near = NEAR.with(|near| match &*near.borrow() {
-            Some(last) if last.is(self, id, generation) => Some(last.conn.clone()),
+            Some(last) if last.is(self, id, generation) => {
+                Some((last.conn.clone(), last.busy.clone()))
+            }
             _ => None,
         });
-        if let Some(conn) = near {
-            return Some((conn, id));
+        if let Some((conn, busy)) = near {
+            return Some((conn, id, busy));
         }
-        let conn = self.reader_of(runtime)?;
+        let (conn, busy) = self.reader_of(runtime)?;
         NEAR.with(|near| {
             *near.borrow_mut() = Some(Near {
                 redis: self,
                 runtime: id,
                 generation,
                 conn: conn.clone(),
+                busy: busy.clone(),
             })
         });
-        Some((conn, id))
+        Some((conn, id, busy))
     }
 
     /// The read connection of `runtime`, from the shared list, made if it has none.
     #[cold]
-    fn reader_of(&'static self, runtime: tokio::runtime::Handle) -> Option<ConnectionManager> {
+    fn reader_of(
+        &'static self,
+        runtime: tokio::runtime::Handle,
+    ) -> Option<(ConnectionManager, Arc<AtomicUsize>)> {
         let Target::Single(client) = &self.target else {
             return None;
         };
@@ -102,7 +123,7 @@ impl Redis {
             readers
                 .iter()
                 .find(|reader| reader.runtime == id)
-                .map(|reader| reader.conn.clone())
+                .map(|reader| (reader.conn.clone(), reader.busy.clone()))
         };
         if let Some(found) = find(&self.readers.read().unwrap_or_else(PoisonError::into_inner)) {
             return Some(found);
@@ -123,13 +144,15 @@ impl Redis {
                 std::future::pending::<()>().await;
             })
             .abort_handle();
+        let busy = Arc::new(AtomicUsize::new(0));
         readers.push(Reader {
             runtime: id,
             alive,
             keeper,
             conn: conn.clone(),
+            busy: busy.clone(),
         });
-        Some(conn)
+        Some((conn, busy))
     }
 
     /// Drops the read connection of `runtime` after a connection failure.
@@ -148,6 +171,16 @@ struct Near {
     runtime: tokio::runtime::Id,
     generation: u64,
     conn: ConnectionManager,
+    busy: Arc<AtomicUsize>,
+}
+
+/// One read in flight on a read connection, counted until it ends or is dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Near {
