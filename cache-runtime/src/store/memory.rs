@@ -210,20 +210,25 @@ impl<V: Clone> MemoryStore<V> {
         }
         let freq = seg.sketch.as_mut().map_or(1, |sketch| sketch.record(key));
         if seg.keys.len() >= seg.capacity {
-            if let Some((victim, used)) = self.victim(&mut seg, now) {
-                if freq <= used {
-                    return Insert::Rejected;
+            match self.victim(&mut seg, now, freq) {
+                Choice::Room => {}
+                Choice::Reject => return Insert::Rejected,
+                Choice::Evict(victim, used) => {
+                    // The sketch remembers the victim's use, so that it can win its place back.
+                    if let Some(sketch) = &mut seg.sketch {
+                        sketch.raise(victim, used);
+                    }
+                    self.remove_locked(&mut seg, victim);
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
                 }
-                // The sketch remembers the victim's use, so that it can win its place back.
-                if let Some(sketch) = &mut seg.sketch {
-                    sketch.raise(victim, used);
-                }
-                self.remove_locked(&mut seg, victim);
-                self.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
         let slot = seg.keys.len();
-        seg.keys.push(Slot { key, expires_at });
+        seg.keys.push(Slot {
+            key,
+            expires_at,
+            used: freq,
+        });
         seg.note_deadline(expires_at);
         self.map.insert(
             key,
@@ -347,7 +352,9 @@ impl<V: Clone> MemoryStore<V> {
                 seg.earliest = seg.pass_earliest;
                 seg.pass_earliest = u64::MAX;
             }
-            let Slot { key, expires_at } = seg.keys[seg.hand];
+            let Slot {
+                key, expires_at, ..
+            } = seg.keys[seg.hand];
             if expires_at <= now {
                 self.remove_locked(seg, key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
@@ -358,45 +365,62 @@ impl<V: Clone> MemoryStore<V> {
         }
     }
 
-    /// Chooses which entry a new key would replace: drops an expired one of a random sample if
-    /// it finds one (and returns `None`), else returns the least used of the sample and its use.
-    fn victim(&self, seg: &mut Segment, now: u64) -> Option<(u128, u8)> {
+    /// Chooses which entry a new key asked for `freq` times would replace, from a random sample
+    /// of the segment's keys: an expired one is dropped at once (room is made), else the least
+    /// used of the sample is evicted if it was used less than `freq`, else the key is rejected.
+    ///
+    /// The picks, the sample's end (the first expired pick, or the first unused one) and the
+    /// choice are those of reading every pick's use counter. A pick whose slot's `used` (never
+    /// above its counter) is at least the least use found so far (at first `freq`, at least
+    /// one) is neither unused nor used less than that, so its counter is not read: a key asked
+    /// for no more often than every pick's `used` is rejected with no look-up in the map.
+    fn victim(&self, seg: &mut Segment, now: u64, freq: u8) -> Choice {
         let len = seg.keys.len();
         if len == 0 {
-            return None;
+            return Choice::Room;
         }
-        let mut victim = None;
-        let mut lowest = u8::MAX;
+        let mut choice = Choice::Reject;
+        let mut lowest = freq;
         for _ in 0..SAMPLES.min(len) {
             let pick = (seg.next_random() % len as u64) as usize;
-            let Slot { key, expires_at } = seg.keys[pick];
+            let Slot {
+                key,
+                expires_at,
+                used,
+            } = seg.keys[pick];
             if expires_at <= now {
                 self.remove_locked(seg, key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
-                return None;
+                return Choice::Room;
+            }
+            if used >= lowest {
+                // Its counter is at least `used`: not below the least used so far, nor zero.
+                continue;
             }
             let Some(entry) = self.map.get(&key) else {
                 continue;
             };
-            let freq = entry.freq.load(Ordering::Relaxed);
-            if freq < lowest {
-                lowest = freq;
-                victim = Some((key, freq));
-                if freq == 0 {
+            let used = entry.freq.load(Ordering::Relaxed);
+            seg.keys[pick].used = used;
+            if used < lowest {
+                lowest = used;
+                choice = Choice::Evict(key, used);
+                if used == 0 {
                     // None is used less: the other samples would not change the choice.
                     break;
                 }
             }
         }
-        victim
+        choice
     }
 
     /// Halves every use counter of the segment, and its sketch, so past popularity fades.
     fn age(&self, seg: &mut Segment) {
-        for slot in &seg.keys {
+        for slot in seg.keys.iter_mut() {
             if let Some(entry) = self.map.get(&slot.key) {
-                let freq = entry.freq.load(Ordering::Relaxed);
-                entry.freq.store(freq / 2, Ordering::Relaxed);
+                let freq = entry.freq.load(Ordering::Relaxed) / 2;
+                entry.freq.store(freq, Ordering::Relaxed);
+                slot.used = freq;
             }
         }
         if let Some(sketch) = &mut seg.sketch {
@@ -405,12 +429,27 @@ impl<V: Clone> MemoryStore<V> {
     }
 }
 
-/// A key of a segment, with its entry's deadline.
+/// A key of a segment, with its entry's deadline and a lower bound of its use.
 #[derive(Clone, Copy)]
 struct Slot {
     key: u128,
     /// As the entry's `expires_at`; kept in step under the segment lock.
     expires_at: u64,
+    /// Never above the entry's use counter: set to it whenever the segment sets or reads it
+    /// (fill, eviction sample, aging), under the segment lock. Between those, only hits change
+    /// the counter, and they only raise it (a bump racing with aging may store a count from
+    /// before the halving: the counter is a load and a store, not a locked add).
+    used: u8,
+}
+
+/// What a fill into a full segment does ([`MemoryStore::victim`]).
+enum Choice {
+    /// An expired entry was dropped: the new key takes its room.
+    Room,
+    /// The new key replaces this entry, used this often.
+    Evict(u128, u8),
+    /// The new key was asked for no more often than any sampled entry was used.
+    Reject,
 }
 
 impl Segment {
@@ -775,6 +814,123 @@ mod tests {
             next += 1;
         }
         assert_eq!(store.expirations(), 2, "key 99 was reclaimed");
+    }
+
+    /// What a fill of `key` into its full segment does when every sampled counter is read (the
+    /// plain rule `victim` must match): `None` if the key is rejected, else the key it
+    /// evicts; and the segment's random state after the sample.
+    fn plain_choice(store: &MemoryStore<u64>, key: u128) -> (Option<u128>, u64) {
+        let seg = store.segment(key);
+        assert!(seg.keys.len() >= seg.capacity);
+        // A fill ages the segment (counters and sketch) before it chooses.
+        let halve = seg.fills_since_aging + 1 >= seg.capacity.max(16) * AGING_PERIOD;
+        let aged = |c: u8| if halve { c / 2 } else { c };
+        // A segment makes its sketch on its first fill once full.
+        let freq = seg.sketch.as_ref().map_or(1, |sketch| {
+            let min = sketch
+                .counters(key)
+                .iter()
+                .map(|&(word, shift)| aged((sketch.table[word] >> shift) as u8 & 15))
+                .min()
+                .unwrap();
+            if min == MAX_FREQ {
+                min
+            } else {
+                min + 1
+            }
+        });
+        let mut rng = Segment {
+            keys: Vec::new(),
+            capacity: 0,
+            rng: seg.rng,
+            hand: 0,
+            earliest: 0,
+            pass_earliest: 0,
+            fills_since_aging: 0,
+            sketch: None,
+        };
+        let (len, mut victim, mut lowest) = (seg.keys.len(), None, u8::MAX);
+        for _ in 0..SAMPLES.min(len) {
+            let pick = seg.keys[(rng.next_random() % len as u64) as usize].key;
+            let used = aged(store.map.get(&pick).unwrap().freq.load(Ordering::Relaxed));
+            if used < lowest {
+                lowest = used;
+                victim = Some(pick);
+                if used == 0 {
+                    break;
+                }
+            }
+        }
+        (victim.filter(|_| freq > lowest), rng.rng)
+    }
+
+    #[test]
+    fn the_sample_reads_counters_only_where_the_plain_rule_could_differ() {
+        // A full segment whose hot keys are read between fills, through aging: each fill's
+        // outcome, victim and random draws are the plain rule's.
+        let store = full_of_used_keys(300, 1);
+        let mut rng = 0x1234_5678_9ABC_DEF1u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut admitted, mut rejected, mut skipped_reads) = (0, 0, 0);
+        for _ in 0..20_000 {
+            let r = next();
+            // Skewed: a few hot keys, a warm range, and fresh one-time keys.
+            let i = match r % 10 {
+                0..=3 => r % 20,
+                4..=7 => 1000 + r % 600,
+                _ => 10_000 + r % 1_000_000,
+            };
+            if store.get(key(i)).is_some() {
+                continue;
+            }
+            let below = |s: &MemoryStore<u64>| {
+                let seg = s.segment(key(i));
+                seg.keys
+                    .iter()
+                    .filter(|slot| {
+                        s.map.get(&slot.key).unwrap().freq.load(Ordering::Relaxed) > slot.used
+                    })
+                    .count()
+            };
+            skipped_reads += below(&store);
+            let (plain, rng_after) = plain_choice(&store, key(i));
+            let before = store
+                .segment(key(i))
+                .keys
+                .iter()
+                .map(|s| s.key)
+                .collect::<Vec<_>>();
+            let outcome = store.insert(key(i), i, None, || true);
+            assert_eq!(store.segment(key(i)).rng, rng_after, "the same picks");
+            match plain {
+                None => {
+                    assert_eq!(outcome, Insert::Rejected);
+                    rejected += 1;
+                }
+                Some(victim) => {
+                    assert_eq!(outcome, Insert::Stored);
+                    assert!(before.contains(&victim));
+                    assert!(
+                        store.map.get(&victim).is_none(),
+                        "the plain rule's victim went"
+                    );
+                    admitted += 1;
+                }
+            }
+        }
+        assert!(
+            admitted > 100 && rejected > 100,
+            "{admitted} admitted, {rejected} rejected"
+        );
+        assert!(
+            skipped_reads > 0,
+            "hits raised counters above their slots' bound"
+        );
     }
 
     #[test]
