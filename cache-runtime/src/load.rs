@@ -136,7 +136,7 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = O>,
     {
-        Counters::bump(&self.ctx.counters.loads);
+        self.ctx.counters.loads.bump();
         let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
         // The body's own spans nest under this one; a body that panics or is cancelled leaves
         // `outcome` unset.
@@ -221,7 +221,7 @@ where
         O: Outcome<Value = V>,
         F: FnOnce() -> O,
     {
-        Counters::bump(&self.ctx.counters.loads);
+        self.ctx.counters.loads.bump();
         let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
         let outcome = load();
         if let Some(value) = outcome.cacheable() {

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 
 use crate::clock::Clock;
@@ -187,19 +188,30 @@ impl<V: Clone> MemoryStore<V> {
         }
         let now = self.clock.now_ms();
         let expires_at = self.clock.deadline(ttl);
-        if let Some(mut entry) = self.map.get_mut(&key) {
-            entry.value = value();
-            entry.expires_at = expires_at;
-            let slot = entry.slot.load(Ordering::Relaxed);
-            if let Some(slot) = seg.keys.get_mut(slot) {
-                slot.expires_at = expires_at;
+        let aging_due = seg.fills_since_aging + 1 >= seg.capacity.max(16) * AGING_PERIOD;
+        if now < seg.earliest && !aging_due && seg.keys.len() < seg.capacity {
+            // Nothing to sweep, age or evict: no other key leaves the map, so the key's shard
+            // can stay locked from the look-up to the insert. (Dropping a key while it is held
+            // would deadlock if the two shared a shard.)
+            match self.map.entry(key) {
+                MapEntry::Occupied(mut held) => {
+                    Self::update(&mut seg, held.get_mut(), value(), expires_at);
+                }
+                MapEntry::Vacant(vacant) => {
+                    seg.fills_since_aging += 1;
+                    let freq = seg.sketch.as_mut().map_or(1, |sketch| sketch.record(key));
+                    vacant.insert(Self::new_entry(&mut seg, key, value(), expires_at, freq));
+                }
             }
-            seg.note_deadline(expires_at);
+            return Insert::Stored;
+        }
+        if let Some(mut entry) = self.map.get_mut(&key) {
+            Self::update(&mut seg, &mut entry, value(), expires_at);
             return Insert::Stored;
         }
         self.sweep(&mut seg, now);
         seg.fills_since_aging += 1;
-        if seg.fills_since_aging >= seg.capacity.max(16) * AGING_PERIOD {
+        if aging_due {
             seg.fills_since_aging = 0;
             self.age(&mut seg);
         }
@@ -223,6 +235,24 @@ impl<V: Clone> MemoryStore<V> {
                 }
             }
         }
+        let entry = Self::new_entry(&mut seg, key, value(), expires_at, freq);
+        self.map.insert(key, entry);
+        Insert::Stored
+    }
+
+    /// Gives the entry of a key already held its new value and deadline.
+    fn update(seg: &mut Segment, entry: &mut Entry<V>, value: V, expires_at: u64) {
+        entry.value = value;
+        entry.expires_at = expires_at;
+        let slot = entry.slot.load(Ordering::Relaxed);
+        if let Some(slot) = seg.keys.get_mut(slot) {
+            slot.expires_at = expires_at;
+        }
+        seg.note_deadline(expires_at);
+    }
+
+    /// Takes a new key into `seg`, used `freq` times: the entry to put in the map.
+    fn new_entry(seg: &mut Segment, key: u128, value: V, expires_at: u64, freq: u8) -> Entry<V> {
         let slot = seg.keys.len();
         seg.keys.push(Slot {
             key,
@@ -230,16 +260,12 @@ impl<V: Clone> MemoryStore<V> {
             used: freq,
         });
         seg.note_deadline(expires_at);
-        self.map.insert(
-            key,
-            Entry {
-                value: value(),
-                expires_at,
-                freq: AtomicU8::new(freq),
-                slot: AtomicUsize::new(slot),
-            },
-        );
-        Insert::Stored
+        Entry {
+            value,
+            expires_at,
+            freq: AtomicU8::new(freq),
+            slot: AtomicUsize::new(slot),
+        }
     }
 
     /// Drops `key`. Returns whether a live entry was there.
