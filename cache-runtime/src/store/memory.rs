@@ -79,6 +79,13 @@ struct Segment {
     /// The keys held, each with its deadline, so that a sweep or an eviction finds expired
     /// entries without a look-up in the map.
     keys: Vec<Slot>,
+    /// For each key of `keys`, at the same index, a bound never above its entry's use counter:
+    /// set to the counter whenever the segment sets or reads it (fill, eviction sample,
+    /// aging), under the segment lock. Between those, only hits change the counter, and they
+    /// only raise it (a bump racing with aging may store a count from before the halving: the
+    /// counter is a load and a store, not a locked add). Dense, so that a sample reads a few
+    /// bytes close together.
+    uses: Vec<u8>,
     capacity: usize,
     rng: u64,
     hand: usize,
@@ -125,6 +132,7 @@ impl<V: Clone> MemoryStore<V> {
                 let share = capacity / count + usize::from(i < capacity % count);
                 Mutex::new(Segment {
                     keys: Vec::new(),
+                    uses: Vec::new(),
                     capacity: share,
                     rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
                     hand: 0,
@@ -254,11 +262,8 @@ impl<V: Clone> MemoryStore<V> {
     /// Takes a new key into `seg`, used `freq` times: the entry to put in the map.
     fn new_entry(seg: &mut Segment, key: u128, value: V, expires_at: u64, freq: u8) -> Entry<V> {
         let slot = seg.keys.len();
-        seg.keys.push(Slot {
-            key,
-            expires_at,
-            used: freq,
-        });
+        seg.keys.push(Slot { key, expires_at });
+        seg.uses.push(freq);
         seg.note_deadline(expires_at);
         Entry {
             value,
@@ -283,6 +288,7 @@ impl<V: Clone> MemoryStore<V> {
             for slot in seg.keys.drain(..) {
                 self.map.remove(&slot.key);
             }
+            seg.uses.clear();
             seg.hand = 0;
             seg.earliest = u64::MAX;
             seg.pass_earliest = u64::MAX;
@@ -351,6 +357,7 @@ impl<V: Clone> MemoryStore<V> {
         let (_, entry) = self.map.remove(&key)?;
         let slot = entry.slot.load(Ordering::Relaxed);
         seg.keys.swap_remove(slot);
+        seg.uses.swap_remove(slot);
         if let Some(&moved) = seg.keys.get(slot) {
             if slot < seg.hand {
                 // Moved behind the hand: this pass will not see it.
@@ -378,9 +385,7 @@ impl<V: Clone> MemoryStore<V> {
                 seg.earliest = seg.pass_earliest;
                 seg.pass_earliest = u64::MAX;
             }
-            let Slot {
-                key, expires_at, ..
-            } = seg.keys[seg.hand];
+            let Slot { key, expires_at } = seg.keys[seg.hand];
             if expires_at <= now {
                 self.remove_locked(seg, key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
@@ -396,10 +401,10 @@ impl<V: Clone> MemoryStore<V> {
     /// used of the sample is evicted if it was used less than `freq`, else the key is rejected.
     ///
     /// The picks, the sample's end (the first expired pick, or the first unused one) and the
-    /// choice are those of reading every pick's use counter. A pick whose slot's `used` (never
-    /// above its counter) is at least the least use found so far (at first `freq`, at least
-    /// one) is neither unused nor used less than that, so its counter is not read: a key asked
-    /// for no more often than every pick's `used` is rejected with no look-up in the map.
+    /// choice are those of reading every pick's use counter. A pick whose bound in `uses`
+    /// (never above its counter) is at least the least use found so far (at first `freq`, at
+    /// least one) is neither unused nor used less than that, so its counter is not read: a key
+    /// asked for no more often than every pick's bound is rejected with no look-up in the map.
     fn victim(&self, seg: &mut Segment, now: u64, freq: u8) -> Choice {
         let len = seg.keys.len();
         if len == 0 {
@@ -409,25 +414,22 @@ impl<V: Clone> MemoryStore<V> {
         let mut lowest = freq;
         for _ in 0..SAMPLES.min(len) {
             let pick = (seg.next_random() % len as u64) as usize;
-            let Slot {
-                key,
-                expires_at,
-                used,
-            } = seg.keys[pick];
-            if expires_at <= now {
-                self.remove_locked(seg, key);
+            // Before `earliest`, no key of the segment has expired.
+            if now >= seg.earliest && seg.keys[pick].expires_at <= now {
+                self.remove_locked(seg, seg.keys[pick].key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
                 return Choice::Room;
             }
-            if used >= lowest {
-                // Its counter is at least `used`: not below the least used so far, nor zero.
+            if seg.uses[pick] >= lowest {
+                // Its counter is at least that: not below the least used so far, nor zero.
                 continue;
             }
+            let key = seg.keys[pick].key;
             let Some(entry) = self.map.get(&key) else {
                 continue;
             };
             let used = entry.freq.load(Ordering::Relaxed);
-            seg.keys[pick].used = used;
+            seg.uses[pick] = used;
             if used < lowest {
                 lowest = used;
                 choice = Choice::Evict(key, used);
@@ -442,11 +444,11 @@ impl<V: Clone> MemoryStore<V> {
 
     /// Halves every use counter of the segment, and its sketch, so past popularity fades.
     fn age(&self, seg: &mut Segment) {
-        for slot in seg.keys.iter_mut() {
+        for (slot, used) in seg.keys.iter().zip(seg.uses.iter_mut()) {
             if let Some(entry) = self.map.get(&slot.key) {
                 let freq = entry.freq.load(Ordering::Relaxed) / 2;
                 entry.freq.store(freq, Ordering::Relaxed);
-                slot.used = freq;
+                *used = freq;
             }
         }
         if let Some(sketch) = &mut seg.sketch {
@@ -455,17 +457,12 @@ impl<V: Clone> MemoryStore<V> {
     }
 }
 
-/// A key of a segment, with its entry's deadline and a lower bound of its use.
+/// A key of a segment, with its entry's deadline.
 #[derive(Clone, Copy)]
 struct Slot {
     key: u128,
     /// As the entry's `expires_at`; kept in step under the segment lock.
     expires_at: u64,
-    /// Never above the entry's use counter: set to it whenever the segment sets or reads it
-    /// (fill, eviction sample, aging), under the segment lock. Between those, only hits change
-    /// the counter, and they only raise it (a bump racing with aging may store a count from
-    /// before the halving: the counter is a load and a store, not a locked add).
-    used: u8,
 }
 
 /// What a fill into a full segment does ([`MemoryStore::victim`]).
@@ -867,6 +864,7 @@ mod tests {
         });
         let mut rng = Segment {
             keys: Vec::new(),
+            uses: Vec::new(),
             capacity: 0,
             rng: seg.rng,
             hand: 0,
@@ -918,8 +916,9 @@ mod tests {
                 let seg = s.segment(key(i));
                 seg.keys
                     .iter()
-                    .filter(|slot| {
-                        s.map.get(&slot.key).unwrap().freq.load(Ordering::Relaxed) > slot.used
+                    .zip(&seg.uses)
+                    .filter(|(slot, &used)| {
+                        s.map.get(&slot.key).unwrap().freq.load(Ordering::Relaxed) > used
                     })
                     .count()
             };
@@ -957,6 +956,27 @@ mod tests {
             skipped_reads > 0,
             "hits raised counters above their slots' bound"
         );
+    }
+
+    #[test]
+    fn a_full_segment_samples_expired_entries_into_room() {
+        let (clock, hand) = Clock::manual();
+        let store = MemoryStore::with_clock(100, clock);
+        // Keys that never expire under the sweep's hand, expiring ones after them.
+        for i in 0..50 {
+            store.insert(key(i), i, None, || true);
+        }
+        for i in 50..100 {
+            store.insert(key(i), i, Some(Duration::from_secs(1)), || true);
+        }
+        hand.advance(Duration::from_secs(2));
+        for i in 1000..1010 {
+            store.insert(key(i), i, None, || true);
+        }
+        // Ten fills sweep twenty keys, none expired: the sample found the expired ones.
+        assert!(store.segment(key(0)).hand <= 20);
+        assert!(store.expirations() > 0, "the sample saw expired entries");
+        assert_eq!(store.evictions(), 0, "room was made, not taken");
     }
 
     #[test]
