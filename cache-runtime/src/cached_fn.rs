@@ -454,8 +454,8 @@ where
         let (evictions, expirations, entries) = self.store.counts();
         Stats {
             hits: c.hits.read(),
-            misses: Counters::read(&c.misses),
-            loads: Counters::read(&c.loads),
+            misses: c.misses.read(),
+            loads: c.loads.read(),
             load_errors: Counters::read(&c.load_errors),
             evictions,
             expirations,

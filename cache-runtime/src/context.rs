@@ -42,7 +42,7 @@ impl<V> Context<V> {
 
     /// Counts a miss and traces it.
     pub(crate) fn miss(&self, key: &Key) {
-        Counters::bump(&self.counters.misses);
+        self.counters.misses.bump();
         tracing::debug!(namespace = %self.namespace, key = %format_args!("{:032x}", key.digest()), "cachette: miss");
     }
 

@@ -31,6 +31,9 @@ pub(crate) struct Flights<V>(DashMap<u128, Arc<Flight<V>>, BuildHasherDefault<Di
 pub(crate) struct Flight<V> {
     /// The channel to the waiters, made when the first one joins: most loads have none.
     waiters: std::sync::Mutex<Option<watch::Sender<Landing<V>>>>,
+    /// Set, under `waiters`, once the channel is made: until then a landing has no one to
+    /// reach and takes no lock.
+    joined: AtomicBool,
     stale: AtomicBool,
     gate: tokio::sync::Mutex<()>,
     /// The key's flight this one replaced in the map, voided then. It lives as long as its
@@ -150,6 +153,7 @@ impl<V> Flight<V> {
     fn with_before(before: Weak<Self>) -> Arc<Self> {
         Arc::new(Flight {
             waiters: std::sync::Mutex::new(None),
+            joined: AtomicBool::new(false),
             stale: AtomicBool::new(false),
             gate: tokio::sync::Mutex::new(()),
             before,
@@ -164,13 +168,21 @@ impl<V> Flight<V> {
     /// A waiter's end of the channel, made with the first waiter. Called only while the flight
     /// is in the map (under its entry's lock), so none joins once the leader has let it go.
     fn subscribe(&self) -> watch::Receiver<Landing<V>> {
-        self.channel()
+        let mut channel = self.channel();
+        let rx = channel
             .get_or_insert_with(|| watch::channel(Landing::Pending).0)
-            .subscribe()
+            .subscribe();
+        self.joined.store(true, Ordering::Release);
+        rx
     }
 
-    /// Hands what `landing` makes to the waiters, if there are any.
+    /// Hands what `landing` makes to the waiters, if there are any. A waiter that joins after
+    /// `joined` was read here missed this landing as one that joins after it does: it is
+    /// released when the leader lets the flight go (the channel's sender drops with it).
     fn land_with(&self, landing: impl FnOnce() -> Landing<V>) {
+        if !self.joined.load(Ordering::Acquire) {
+            return;
+        }
         if let Some(tx) = self.channel().as_ref() {
             tx.send_replace(landing());
         }

@@ -100,11 +100,16 @@ where
         // A write-behind value first: see `pending_for`.
         let found = match self.ctx.overlay.get(key.digest()) {
             Some(value) => Some(value),
-            None => {
-                self.store
-                    .get_leading(&self.ctx, &key, guard.flight())
-                    .await
-            }
+            // The memory store's look-up and fill are synchronous: called directly, they
+            // build no future of the store's inside the load's.
+            None => match self.store.memory() {
+                Some(memory) => memory.get(key.digest()),
+                None => {
+                    self.store
+                        .get_leading(&self.ctx, &key, guard.flight())
+                        .await
+                }
+            },
         };
         if let Some(value) = found {
             if late {
@@ -136,7 +141,7 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = O>,
     {
-        Counters::bump(&self.ctx.counters.loads);
+        self.ctx.counters.loads.bump();
         let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
         // The body's own spans nest under this one; a body that panics or is cancelled leaves
         // `outcome` unset.
@@ -161,7 +166,17 @@ where
             if let Some(mut guard) = guard {
                 guard.land_outcome(&outcome);
                 if let Some(ttl) = admitted {
-                    self.store.fill(&self.ctx, key, value, ttl, guard).await;
+                    match self.store.memory() {
+                        Some(memory) => {
+                            memory.insert_with(
+                                key.digest(),
+                                || value.clone(),
+                                ttl,
+                                || guard.current(),
+                            );
+                        }
+                        None => self.store.fill(&self.ctx, key, value, ttl, guard).await,
+                    }
                 }
             }
         }
@@ -221,7 +236,7 @@ where
         O: Outcome<Value = V>,
         F: FnOnce() -> O,
     {
-        Counters::bump(&self.ctx.counters.loads);
+        self.ctx.counters.loads.bump();
         let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
         let outcome = load();
         if let Some(value) = outcome.cacheable() {

@@ -68,8 +68,8 @@ impl Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) hits: HotCounter,
-    pub(crate) misses: AtomicU64,
-    pub(crate) loads: AtomicU64,
+    pub(crate) misses: HotCounter,
+    pub(crate) loads: HotCounter,
     pub(crate) load_errors: AtomicU64,
     pub(crate) key_errors: AtomicU64,
     pub(crate) store_errors: AtomicU64,
@@ -92,9 +92,9 @@ impl Counters {
     }
 }
 
-/// A counter bumped on the hit path: one cell per thread, summed when read.
+/// A counter bumped on every call (hit or miss): one cell per thread, summed when read.
 ///
-/// No locked instruction on a hit: a shared atomic add is one, and makes the counter's cache
+/// No locked instruction on a call: a shared atomic add is one, and makes the counter's cache
 /// line travel between cores that hit the same function. Here each thread only writes its own cell, so a bump is a plain load and store.
 /// Cells outlive their threads: `thread_local` hands a finished thread's cell, count and all, to
 /// the next thread that takes its id, so no count is ever lost.

@@ -16,7 +16,9 @@
 //! # Eviction and admission
 //!
 //! When a segment is full, a fill samples a few of its keys at random: an expired one makes room,
-//! else the least used of the sample is the *victim* (sampled LFU). The new key takes the
+//! else the least used of the sample is the *victim* (sampled LFU). Beside its keys, a segment
+//! keeps a byte per key never above the key's use counter, so that a sample reads the counters
+//! in the map only where those bounds cannot decide. The new key takes the
 //! victim's place only if it was asked for more often than the victim was used (TinyLFU
 //! admission): once a segment has been full, every fill counts in the segment's count-min
 //! *sketch*, so a key that keeps missing climbs there, while a burst of one-time keys does not
@@ -39,6 +41,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 
 use crate::clock::Clock;
@@ -78,6 +81,13 @@ struct Segment {
     /// The keys held, each with its deadline, so that a sweep or an eviction finds expired
     /// entries without a look-up in the map.
     keys: Vec<Slot>,
+    /// For each key of `keys`, at the same index, a bound never above its entry's use counter:
+    /// set to the counter whenever the segment sets or reads it (fill, eviction sample,
+    /// aging), under the segment lock. Between those, only hits change the counter, and they
+    /// only raise it (a bump racing with aging may store a count from before the halving: the
+    /// counter is a load and a store, not a locked add). Dense, so that a sample reads a few
+    /// bytes close together.
+    uses: Vec<u8>,
     capacity: usize,
     rng: u64,
     hand: usize,
@@ -124,6 +134,7 @@ impl<V: Clone> MemoryStore<V> {
                 let share = capacity / count + usize::from(i < capacity % count);
                 Mutex::new(Segment {
                     keys: Vec::new(),
+                    uses: Vec::new(),
                     capacity: share,
                     rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
                     hand: 0,
@@ -187,19 +198,30 @@ impl<V: Clone> MemoryStore<V> {
         }
         let now = self.clock.now_ms();
         let expires_at = self.clock.deadline(ttl);
-        if let Some(mut entry) = self.map.get_mut(&key) {
-            entry.value = value();
-            entry.expires_at = expires_at;
-            let slot = entry.slot.load(Ordering::Relaxed);
-            if let Some(slot) = seg.keys.get_mut(slot) {
-                slot.expires_at = expires_at;
+        let aging_due = seg.fills_since_aging + 1 >= seg.capacity.max(16) * AGING_PERIOD;
+        if now < seg.earliest && !aging_due && seg.keys.len() < seg.capacity {
+            // Nothing to sweep, age or evict: no other key leaves the map, so the key's shard
+            // can stay locked from the look-up to the insert. (Dropping a key while it is held
+            // would deadlock if the two shared a shard.)
+            match self.map.entry(key) {
+                MapEntry::Occupied(mut held) => {
+                    Self::update(&mut seg, held.get_mut(), value(), expires_at);
+                }
+                MapEntry::Vacant(vacant) => {
+                    seg.fills_since_aging += 1;
+                    let freq = seg.sketch.as_mut().map_or(1, |sketch| sketch.record(key));
+                    vacant.insert(Self::new_entry(&mut seg, key, value(), expires_at, freq));
+                }
             }
-            seg.note_deadline(expires_at);
+            return Insert::Stored;
+        }
+        if let Some(mut entry) = self.map.get_mut(&key) {
+            Self::update(&mut seg, &mut entry, value(), expires_at);
             return Insert::Stored;
         }
         self.sweep(&mut seg, now);
         seg.fills_since_aging += 1;
-        if seg.fills_since_aging >= seg.capacity.max(16) * AGING_PERIOD {
+        if aging_due {
             seg.fills_since_aging = 0;
             self.age(&mut seg);
         }
@@ -210,31 +232,47 @@ impl<V: Clone> MemoryStore<V> {
         }
         let freq = seg.sketch.as_mut().map_or(1, |sketch| sketch.record(key));
         if seg.keys.len() >= seg.capacity {
-            if let Some((victim, used)) = self.victim(&mut seg, now) {
-                if freq <= used {
-                    return Insert::Rejected;
+            match self.victim(&mut seg, now, freq) {
+                Choice::Room => {}
+                Choice::Reject => return Insert::Rejected,
+                Choice::Evict(victim, used) => {
+                    // The sketch remembers the victim's use, so that it can win its place back.
+                    if let Some(sketch) = &mut seg.sketch {
+                        sketch.raise(victim, used);
+                    }
+                    self.remove_locked(&mut seg, victim);
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
                 }
-                // The sketch remembers the victim's use, so that it can win its place back.
-                if let Some(sketch) = &mut seg.sketch {
-                    sketch.raise(victim, used);
-                }
-                self.remove_locked(&mut seg, victim);
-                self.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let entry = Self::new_entry(&mut seg, key, value(), expires_at, freq);
+        self.map.insert(key, entry);
+        Insert::Stored
+    }
+
+    /// Gives the entry of a key already held its new value and deadline.
+    fn update(seg: &mut Segment, entry: &mut Entry<V>, value: V, expires_at: u64) {
+        entry.value = value;
+        entry.expires_at = expires_at;
+        let slot = entry.slot.load(Ordering::Relaxed);
+        if let Some(slot) = seg.keys.get_mut(slot) {
+            slot.expires_at = expires_at;
+        }
+        seg.note_deadline(expires_at);
+    }
+
+    /// Takes a new key into `seg`, used `freq` times: the entry to put in the map.
+    fn new_entry(seg: &mut Segment, key: u128, value: V, expires_at: u64, freq: u8) -> Entry<V> {
         let slot = seg.keys.len();
         seg.keys.push(Slot { key, expires_at });
+        seg.uses.push(freq);
         seg.note_deadline(expires_at);
-        self.map.insert(
-            key,
-            Entry {
-                value: value(),
-                expires_at,
-                freq: AtomicU8::new(freq),
-                slot: AtomicUsize::new(slot),
-            },
-        );
-        Insert::Stored
+        Entry {
+            value,
+            expires_at,
+            freq: AtomicU8::new(freq),
+            slot: AtomicUsize::new(slot),
+        }
     }
 
     /// Drops `key`. Returns whether a live entry was there.
@@ -252,6 +290,7 @@ impl<V: Clone> MemoryStore<V> {
             for slot in seg.keys.drain(..) {
                 self.map.remove(&slot.key);
             }
+            seg.uses.clear();
             seg.hand = 0;
             seg.earliest = u64::MAX;
             seg.pass_earliest = u64::MAX;
@@ -320,6 +359,7 @@ impl<V: Clone> MemoryStore<V> {
         let (_, entry) = self.map.remove(&key)?;
         let slot = entry.slot.load(Ordering::Relaxed);
         seg.keys.swap_remove(slot);
+        seg.uses.swap_remove(slot);
         if let Some(&moved) = seg.keys.get(slot) {
             if slot < seg.hand {
                 // Moved behind the hand: this pass will not see it.
@@ -358,45 +398,59 @@ impl<V: Clone> MemoryStore<V> {
         }
     }
 
-    /// Chooses which entry a new key would replace: drops an expired one of a random sample if
-    /// it finds one (and returns `None`), else returns the least used of the sample and its use.
-    fn victim(&self, seg: &mut Segment, now: u64) -> Option<(u128, u8)> {
+    /// Chooses which entry a new key asked for `freq` times would replace, from a random sample
+    /// of the segment's keys: an expired one is dropped at once (room is made), else the least
+    /// used of the sample is evicted if it was used less than `freq`, else the key is rejected.
+    ///
+    /// The picks, the sample's end (the first expired pick, or the first unused one) and the
+    /// choice are those of reading every pick's use counter. A pick whose bound in `uses`
+    /// (never above its counter) is at least the least use found so far (at first `freq`, at
+    /// least one) is neither unused nor used less than that, so its counter is not read: a key
+    /// asked for no more often than every pick's bound is rejected with no look-up in the map.
+    fn victim(&self, seg: &mut Segment, now: u64, freq: u8) -> Choice {
         let len = seg.keys.len();
         if len == 0 {
-            return None;
+            return Choice::Room;
         }
-        let mut victim = None;
-        let mut lowest = u8::MAX;
+        let mut choice = Choice::Reject;
+        let mut lowest = freq;
         for _ in 0..SAMPLES.min(len) {
             let pick = (seg.next_random() % len as u64) as usize;
-            let Slot { key, expires_at } = seg.keys[pick];
-            if expires_at <= now {
-                self.remove_locked(seg, key);
+            // Before `earliest`, no key of the segment has expired.
+            if now >= seg.earliest && seg.keys[pick].expires_at <= now {
+                self.remove_locked(seg, seg.keys[pick].key);
                 self.expirations.fetch_add(1, Ordering::Relaxed);
-                return None;
+                return Choice::Room;
             }
+            if seg.uses[pick] >= lowest {
+                // Its counter is at least that: not below the least used so far, nor zero.
+                continue;
+            }
+            let key = seg.keys[pick].key;
             let Some(entry) = self.map.get(&key) else {
                 continue;
             };
-            let freq = entry.freq.load(Ordering::Relaxed);
-            if freq < lowest {
-                lowest = freq;
-                victim = Some((key, freq));
-                if freq == 0 {
+            let used = entry.freq.load(Ordering::Relaxed);
+            seg.uses[pick] = used;
+            if used < lowest {
+                lowest = used;
+                choice = Choice::Evict(key, used);
+                if used == 0 {
                     // None is used less: the other samples would not change the choice.
                     break;
                 }
             }
         }
-        victim
+        choice
     }
 
     /// Halves every use counter of the segment, and its sketch, so past popularity fades.
     fn age(&self, seg: &mut Segment) {
-        for slot in &seg.keys {
+        for (slot, used) in seg.keys.iter().zip(seg.uses.iter_mut()) {
             if let Some(entry) = self.map.get(&slot.key) {
-                let freq = entry.freq.load(Ordering::Relaxed);
-                entry.freq.store(freq / 2, Ordering::Relaxed);
+                let freq = entry.freq.load(Ordering::Relaxed) / 2;
+                entry.freq.store(freq, Ordering::Relaxed);
+                *used = freq;
             }
         }
         if let Some(sketch) = &mut seg.sketch {
@@ -411,6 +465,16 @@ struct Slot {
     key: u128,
     /// As the entry's `expires_at`; kept in step under the segment lock.
     expires_at: u64,
+}
+
+/// What a fill into a full segment does ([`MemoryStore::victim`]).
+enum Choice {
+    /// An expired entry was dropped: the new key takes its room.
+    Room,
+    /// The new key replaces this entry, used this often.
+    Evict(u128, u8),
+    /// The new key was asked for no more often than any sampled entry was used.
+    Reject,
 }
 
 impl Segment {
@@ -775,6 +839,147 @@ mod tests {
             next += 1;
         }
         assert_eq!(store.expirations(), 2, "key 99 was reclaimed");
+    }
+
+    /// What a fill of `key` into its full segment does when every sampled counter is read (the
+    /// plain rule `victim` must match): `None` if the key is rejected, else the key it
+    /// evicts; and the segment's random state after the sample.
+    fn plain_choice(store: &MemoryStore<u64>, key: u128) -> (Option<u128>, u64) {
+        let seg = store.segment(key);
+        assert!(seg.keys.len() >= seg.capacity);
+        // A fill ages the segment (counters and sketch) before it chooses.
+        let halve = seg.fills_since_aging + 1 >= seg.capacity.max(16) * AGING_PERIOD;
+        let aged = |c: u8| if halve { c / 2 } else { c };
+        // A segment makes its sketch on its first fill once full.
+        let freq = seg.sketch.as_ref().map_or(1, |sketch| {
+            let min = sketch
+                .counters(key)
+                .iter()
+                .map(|&(word, shift)| aged((sketch.table[word] >> shift) as u8 & 15))
+                .min()
+                .unwrap();
+            if min == MAX_FREQ {
+                min
+            } else {
+                min + 1
+            }
+        });
+        let mut rng = Segment {
+            keys: Vec::new(),
+            uses: Vec::new(),
+            capacity: 0,
+            rng: seg.rng,
+            hand: 0,
+            earliest: 0,
+            pass_earliest: 0,
+            fills_since_aging: 0,
+            sketch: None,
+        };
+        let (len, mut victim, mut lowest) = (seg.keys.len(), None, u8::MAX);
+        for _ in 0..SAMPLES.min(len) {
+            let pick = seg.keys[(rng.next_random() % len as u64) as usize].key;
+            let used = aged(store.map.get(&pick).unwrap().freq.load(Ordering::Relaxed));
+            if used < lowest {
+                lowest = used;
+                victim = Some(pick);
+                if used == 0 {
+                    break;
+                }
+            }
+        }
+        (victim.filter(|_| freq > lowest), rng.rng)
+    }
+
+    #[test]
+    fn the_sample_reads_counters_only_where_the_plain_rule_could_differ() {
+        // A full segment whose hot keys are read between fills, through aging: each fill's
+        // outcome, victim and random draws are the plain rule's.
+        let store = full_of_used_keys(300, 1);
+        let mut rng = 0x1234_5678_9ABC_DEF1u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut admitted, mut rejected, mut raised) = (0, 0, 0);
+        for _ in 0..40_000 {
+            let r = next();
+            // Skewed: a few hot keys, a warm range, and fresh one-time keys.
+            let i = match r % 10 {
+                0..=3 => r % 20,
+                4..=7 => 1000 + r % 600,
+                _ => 10_000 + r % 1_000_000,
+            };
+            if store.get(key(i)).is_some() {
+                continue;
+            }
+            let below = |s: &MemoryStore<u64>| {
+                let seg = s.segment(key(i));
+                seg.keys
+                    .iter()
+                    .zip(&seg.uses)
+                    .filter(|(slot, &used)| {
+                        s.map.get(&slot.key).unwrap().freq.load(Ordering::Relaxed) > used
+                    })
+                    .count()
+            };
+            raised += below(&store);
+            let (plain, rng_after) = plain_choice(&store, key(i));
+            let before = store
+                .segment(key(i))
+                .keys
+                .iter()
+                .map(|s| s.key)
+                .collect::<Vec<_>>();
+            let outcome = store.insert(key(i), i, None, || true);
+            assert_eq!(store.segment(key(i)).rng, rng_after, "the same picks");
+            match plain {
+                None => {
+                    assert_eq!(outcome, Insert::Rejected);
+                    rejected += 1;
+                }
+                Some(victim) => {
+                    assert_eq!(outcome, Insert::Stored);
+                    assert!(before.contains(&victim));
+                    assert!(
+                        store.map.get(&victim).is_none(),
+                        "the plain rule's victim went"
+                    );
+                    admitted += 1;
+                }
+            }
+        }
+        assert!(
+            admitted > 100 && rejected > 100,
+            "{admitted} admitted, {rejected} rejected"
+        );
+        assert!(
+            admitted + rejected > 2 * 300 * AGING_PERIOD,
+            "the segment aged twice or more: {admitted} + {rejected} fills"
+        );
+        assert!(raised > 0, "hits raised counters above their bounds");
+    }
+
+    #[test]
+    fn a_full_segment_samples_expired_entries_into_room() {
+        let (clock, hand) = Clock::manual();
+        let store = MemoryStore::with_clock(100, clock);
+        // Keys that never expire under the sweep's hand, expiring ones after them.
+        for i in 0..50 {
+            store.insert(key(i), i, None, || true);
+        }
+        for i in 50..100 {
+            store.insert(key(i), i, Some(Duration::from_secs(1)), || true);
+        }
+        hand.advance(Duration::from_secs(2));
+        for i in 1000..1010 {
+            store.insert(key(i), i, None, || true);
+        }
+        // Ten fills sweep twenty keys, none expired: the sample found the expired ones.
+        assert!(store.segment(key(0)).hand <= 20);
+        assert!(store.expirations() > 0, "the sample saw expired entries");
+        assert_eq!(store.evictions(), 0, "room was made, not taken");
     }
 
     #[test]
