@@ -403,6 +403,7 @@ fn main() {
 
     // Warm the key, then read the name cachette gave it.
     assert_eq!(ct.block_on(hit_cachette(WARM)), value(WARM));
+    ct.block_on(cachette::flush());
     let keys = server.cli(&["KEYS", &format!("{PREFIX}:*")]);
     let keys: Vec<&str> = keys.lines().collect();
     assert_eq!(keys.len(), 1, "one key after the warm-up call: {keys:?}");
