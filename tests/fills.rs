@@ -113,6 +113,9 @@ async fn a_miss_returns_before_its_set_and_its_key_loads_once_meanwhile() {
     let _turn = TURN.lock().await;
     let server = server();
     let key = "ft:fp:7";
+    // The process's connections are made, and answered, before Redis holds writes.
+    assert_eq!(called_twice(1 << 40).await, 1 << 40);
+    cachette::flush().await;
     assert_eq!(pauses_writes(7).await, 7);
     // The call is back; Redis holds its SET until the pause ends.
     let waiting = cachette::flush_within(Duration::ZERO).await;
