@@ -3,18 +3,22 @@
 //! A [`Flight`] is also its load's ticket against invalidation. An invalidation of the key (or
 //! a clear) marks the flight stale ([`Flights::void`]), then takes its `gate`. A stale flight
 //! stays in the map until its leader lets it go, but no call joins it: the next call leads a
-//! new flight that remembers it, and an invalidation waits for the gates of the key's earlier
-//! voided flights still alive too, so it never deletes before a write that an earlier
+//! new flight that holds it, and a flight whose leader lets go puts back in its place the
+//! voided flight it holds that is still writing. So an invalidation always finds, and waits
+//! for, every write of a load of its key that began before it, also one that an earlier
 //! invalidation is still waiting for. The leader stores its value only while the flight is not
 //! stale: checked under the memory store's segment lock for memory, and under the `gate`, held
 //! until its writes are answered, for Redis ([`Flight::write_if_current`]). So the
 //! invalidation's own deletes reach the stores after any write of the flight, and a value
-//! loaded before an invalidation never outlives it. Each flight stands for one key: invalidating one key voids no other key's load.
+//! loaded before an invalidation never outlives it. Each flight stands for one key:
+//! invalidating one key voids no other key's load. A Redis store voids again once its `DEL`
+//! (or put) is answered: a leader that began after the first void may have read the old value
+//! from Redis before it.
 
 use std::future::Future;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -36,9 +40,12 @@ pub(crate) struct Flight<V> {
     joined: AtomicBool,
     stale: AtomicBool,
     gate: tokio::sync::Mutex<()>,
-    /// The key's flight this one replaced in the map, voided then. It lives as long as its
-    /// guard, which a fill keeps until its write is answered: an invalidation waits for it too.
-    before: Weak<Flight<V>>,
+    /// The newest of the key's voided flights whose leader had not let go when this one
+    /// replaced it in the map: an invalidation of this flight waits for its gate too, and for
+    /// those it holds in turn.
+    before: Option<Arc<Flight<V>>>,
+    /// Set once its leader has let go (the guard dropped): its writes are over.
+    ended: AtomicBool,
 }
 
 /// How a flight ended, as its waiters see it.
@@ -142,22 +149,35 @@ impl<V: Clone> Flights<V> {
 
 impl<V> Flight<V> {
     fn new() -> Arc<Self> {
-        Self::with_before(Weak::new())
+        Self::with_before(None)
     }
 
     /// A flight of a key whose flight `voided` is stale, and may still be writing.
     fn after(voided: &Arc<Self>) -> Arc<Self> {
-        Self::with_before(Arc::downgrade(voided))
+        Self::with_before(Self::live(Some(voided)))
     }
 
-    fn with_before(before: Weak<Self>) -> Arc<Self> {
+    fn with_before(before: Option<Arc<Self>>) -> Arc<Self> {
         Arc::new(Flight {
             waiters: std::sync::Mutex::new(None),
             joined: AtomicBool::new(false),
             stale: AtomicBool::new(false),
             gate: tokio::sync::Mutex::new(()),
             before,
+            ended: AtomicBool::new(false),
         })
+    }
+
+    /// The first of `from` and the flights it holds whose leader has not let go.
+    fn live(from: Option<&Arc<Self>>) -> Option<Arc<Self>> {
+        let mut next = from;
+        while let Some(flight) = next {
+            if !flight.ended.load(Ordering::SeqCst) {
+                return Some(flight.clone());
+            }
+            next = flight.before.as_ref();
+        }
+        None
     }
 
     /// Whether no invalidation of the key ran since the flight began.
@@ -196,13 +216,13 @@ impl<V> Flight<V> {
     }
 
     /// Marks the flight stale, then waits until a write it already began is answered, and
-    /// those of the voided flights of its key before it that are still alive.
+    /// those of the voided flights of its key it holds.
     async fn void(self: Arc<Self>) {
         let mut next = Some(self);
         while let Some(flight) = next {
             flight.stale.store(true, Ordering::SeqCst);
             drop(flight.gate.lock().await);
-            next = flight.before.upgrade();
+            next = flight.before.clone();
         }
     }
 
@@ -302,10 +322,22 @@ impl<'a, V: Clone> FlightGuard<'a, V> {
 
 impl<V> Drop for FlightGuard<'_, V> {
     fn drop(&mut self) {
-        // Only our own flight: an invalidation may have replaced it with a newer one.
-        self.flights
-            .0
-            .remove_if(&self.key, |_, f| Arc::ptr_eq(f, &self.flight));
+        self.flight.ended.store(true, Ordering::SeqCst);
+        // Only our own flight: an invalidation may have replaced it with a newer one. A voided
+        // flight it holds whose leader has not let go takes its place (stale: no call joins
+        // it), so that an invalidation from now on still finds, and waits for, its write.
+        if let Entry::Occupied(mut slot) = self.flights.0.entry(self.key) {
+            if Arc::ptr_eq(slot.get(), &self.flight) {
+                match Flight::live(self.flight.before.as_ref()) {
+                    Some(voided) => {
+                        slot.insert(voided);
+                    }
+                    None => {
+                        slot.remove();
+                    }
+                }
+            }
+        }
         // Waiters subscribe only while the flight is in the map, so once it is out, none can
         // come: those who did are released.
         if !self.landed {
@@ -382,6 +414,72 @@ mod tests {
         assert!(
             !next.current(),
             "the second voided the load after the first"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_waits_for_a_voided_write_after_the_next_flight_ended() {
+        let flights: &'static Flights<u64> = Box::leak(Box::default());
+        let Role::Lead(fill) = flights.join_or_lead(1) else {
+            panic!("leads");
+        };
+        // F1's fill passed its check and holds the gate while its `SET` is on its way.
+        let flight = fill.flight().clone();
+        let write = flight.gate.lock().await;
+        let first = tokio::spawn(flights.void(1));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // The next call leads F2 (F1 is stale) and ends at once: its body failed, it was
+        // cancelled, or its lookup hit. F2 leaves the map; F1 (still writing) is not in it.
+        let Role::Lead(next) = flights.join_or_lead(1) else {
+            panic!("leads");
+        };
+        drop(next);
+        let second = tokio::spawn(flights.void(1));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!first.is_finished(), "the first waits for the write");
+        let second_done = second.is_finished();
+        drop(write);
+        drop(fill);
+        first.await.unwrap();
+        assert!(
+            !second_done,
+            "the second invalidation returned (and would delete) before the write the first waits for"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_waits_for_a_voided_write_behind_a_flight_that_ended() {
+        let flights: &'static Flights<u64> = Box::leak(Box::default());
+        let Role::Lead(fill) = flights.join_or_lead(1) else {
+            panic!("leads");
+        };
+        let flight = fill.flight().clone();
+        let write = flight.gate.lock().await;
+        let first = tokio::spawn(flights.void(1));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // F2 leads after F1; a second invalidation voids F2 (and waits for F1).
+        let Role::Lead(two) = flights.join_or_lead(1) else {
+            panic!("leads");
+        };
+        let second = tokio::spawn(flights.void(1));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // F3 leads after F2; F2's leader ends: F3.before no longer upgrades.
+        let Role::Lead(three) = flights.join_or_lead(1) else {
+            panic!("leads");
+        };
+        drop(two);
+        let third = tokio::spawn(flights.void(1));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!first.is_finished() && !second.is_finished());
+        let third_done = third.is_finished();
+        drop(write);
+        drop(fill);
+        drop(three);
+        first.await.unwrap();
+        second.await.unwrap();
+        assert!(
+            !third_done,
+            "the third invalidation returned before the write the first two wait for"
         );
     }
 

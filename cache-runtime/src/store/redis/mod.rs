@@ -219,6 +219,10 @@ where
     pub(crate) async fn invalidate(&'static self, ctx: &Context<V>, key: &Key) {
         ctx.flights.void(key.digest()).await;
         self.delete(ctx, key).await;
+        // A leader that began after the first void may have read the old value from Redis
+        // (`get_leading`) before the `DEL`: voided now, no call that begins after this
+        // invalidation returned joins it.
+        ctx.flights.void(key.digest()).await;
     }
 
     /// Stores `value` under `key` for `ttl`; if it cannot, drops the old entry instead.
@@ -233,12 +237,16 @@ where
         if self.write(ctx, key, value, ttl).await == Written::No {
             self.delete(ctx, key).await;
         }
+        // As in `invalidate`: a leader may have read the old value before the write.
+        ctx.flights.void(key.digest()).await;
     }
 
     /// Drops every entry; loads under way will not store their values.
     pub(crate) async fn clear(&'static self, ctx: &Context<V>) {
         ctx.flights.void_all().await;
         self.delete_all(ctx).await;
+        // As in `invalidate`.
+        ctx.flights.void_all().await;
     }
 
     /// Deletes `key` from Redis; if Redis does not confirm it, keeps it to send again (and
