@@ -81,31 +81,29 @@ impl<V: Clone> Flights<V> {
             Entry::Occupied(running) if running.get().current() => {
                 Role::Wait(running.get().subscribe())
             }
+            slot => Role::Lead(self.lead_in(digest, slot)),
+        }
+    }
+
+    /// Leads a new load in `slot`, which holds no current flight of `digest`: empty, or a
+    /// voided one, which the new flight holds (see [`Flight::after`]).
+    fn lead_in(&self, digest: u128, slot: Entry<'_, u128, Arc<Flight<V>>>) -> FlightGuard<'_, V> {
+        let flight = match slot {
             Entry::Occupied(mut voided) => {
                 let flight = Flight::after(voided.get());
                 voided.insert(flight.clone());
-                Role::Lead(FlightGuard::new(self, digest, flight))
+                flight
             }
-            Entry::Vacant(slot) => {
-                let flight = slot.insert(Flight::new()).clone();
-                Role::Lead(FlightGuard::new(self, digest, flight))
-            }
-        }
+            Entry::Vacant(slot) => slot.insert(Flight::new()).clone(),
+        };
+        FlightGuard::new(self, digest, flight)
     }
 
     /// Leads a new load of `digest` if none is under way.
     pub(crate) fn lead_if_free(&self, digest: u128) -> Option<FlightGuard<'_, V>> {
         match self.0.entry(digest) {
             Entry::Occupied(running) if running.get().current() => None,
-            Entry::Occupied(mut voided) => {
-                let flight = Flight::after(voided.get());
-                voided.insert(flight.clone());
-                Some(FlightGuard::new(self, digest, flight))
-            }
-            Entry::Vacant(slot) => {
-                let flight = slot.insert(Flight::new()).clone();
-                Some(FlightGuard::new(self, digest, flight))
-            }
+            slot => Some(self.lead_in(digest, slot)),
         }
     }
 

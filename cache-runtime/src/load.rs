@@ -166,17 +166,7 @@ where
             if let Some(mut guard) = guard {
                 guard.land_outcome(&outcome);
                 if let Some(ttl) = admitted {
-                    match self.store.memory() {
-                        Some(memory) => {
-                            memory.insert_with(
-                                key.digest(),
-                                || value.clone(),
-                                ttl,
-                                || guard.current(),
-                            );
-                        }
-                        None => self.store.fill(&self.ctx, key, value, ttl, guard).await,
-                    }
+                    self.store.fill(&self.ctx, key, value, ttl, guard);
                 }
             }
         }

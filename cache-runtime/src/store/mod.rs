@@ -184,7 +184,7 @@ where
     /// invalidation of its key voided the flight meanwhile. Takes the flight's guard, and keeps
     /// it until the value is stored: in memory before it returns; in a shared store, in a task
     /// of its own ([`fills`]) that the caller does not wait for.
-    pub(crate) async fn fill(
+    pub(crate) fn fill(
         &'static self,
         ctx: &'static Context<V>,
         key: &Key,
