@@ -435,6 +435,17 @@ async fn bump_tiered(id: u64) -> u64 {
     VERSIONS[id as usize].fetch_add(1, Ordering::SeqCst) + 1
 }
 
+#[cached(ttl = 60)]
+async fn stress_memory(id: u64) -> u64 {
+    read_version(id).await
+}
+
+/// Writes a new version; returns it.
+#[invalidates(stress_memory(id))]
+async fn bump_memory(id: u64) -> u64 {
+    VERSIONS[id as usize].fetch_add(1, Ordering::SeqCst) + 1
+}
+
 /// Polls `inner` at most `polls` times, then drops it: a caller that gives up right after one
 /// of the call's awaits completed (a `GET` answered, a body done, a `SET` answered), before the
 /// call went on. `None` if it gave up.
@@ -577,6 +588,10 @@ async fn no_read_returns_a_value_older_than_a_write_that_returned_before_it() {
     let _serial = serial().await;
     server();
     for (store, seen) in [
+        (
+            "memory",
+            stress(stress_memory, bump_memory, Duration::from_secs(2)).await,
+        ),
         (
             "redis",
             stress(stress_redis, bump_redis, Duration::from_secs(3)).await,

@@ -11,6 +11,7 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::context::Context;
 use crate::key::KeyError;
+use crate::load::MemoryMiss;
 use crate::outcome::{Always, Outcome, Policy};
 use crate::stats::{self, Counters, Stats};
 use crate::store::Store;
@@ -212,15 +213,19 @@ where
         Fut: Future<Output = O>,
     {
         let state = self.state();
-        // Only the memory store keeps values without a codec: its miss path is the load alone.
-        if self.codec.is_none() {
+        // The memory store's miss path is the load alone.
+        if let Some(memory) = state.store.memory() {
             let Some(key) = state.ctx.usable(key, "calling uncached") else {
                 return load().await;
             };
             if let Some(value) = state.pending(&key) {
                 return O::from_cached(value);
             }
-            return state.miss(key, load).await;
+            return match state.miss_memory(memory, key, load) {
+                MemoryMiss::Found(value) => O::from_cached(value),
+                MemoryMiss::Lead(lead) => lead.await,
+                MemoryMiss::Wait(wait) => wait.await,
+            };
         }
         Box::pin(self.get_or_load_shared(key, load)).await
     }

@@ -1,6 +1,8 @@
 //! The miss path of a call: join the key's load under way or lead one; the leader's lookup
-//! under its flight; the body, run once; the fill. A cached sync function takes the same path
-//! on the memory store, waiting for the leader by parking its thread ([`crate::blocking`]).
+//! under its flight; the body, run once; the fill. On the memory store the key's flight is its
+//! place in the store ([`MemoryStore::join_or_lead`]); the shared stores' flights are in
+//! [`crate::flight`]. A cached sync function takes the memory store's path, waiting for the
+//! leader by parking its thread ([`crate::blocking`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,14 +12,25 @@ use crate::cached_fn::{Key, State};
 use crate::flight::{self, FlightGuard, Landing, LoadErrorGuard, Role};
 use crate::outcome::Outcome;
 use crate::stats::Counters;
+use crate::store::memory::{Begin, LoadTicket, MemoryStore};
+
+/// What a memory store's miss has left to do ([`State::miss_memory`]).
+pub(crate) enum MemoryMiss<V, L, W> {
+    /// Nothing: a load stored the value since the call's lookup.
+    Found(V),
+    /// Lead the key's load (or run the body beside another call's).
+    Lead(Pin<Box<L>>),
+    /// Wait for the key's load under way.
+    Wait(Pin<Box<W>>),
+}
 
 impl<V> State<V>
 where
     V: Clone + Send + Sync + 'static,
 {
-    /// A miss of the lookups made so far: the load, boxed, since it holds the body's future.
-    /// A store that reads a shared store under the flight counts the call once it knows
-    /// whether that store had the value.
+    /// A miss of the lookups made so far, on a shared store: the load, boxed, since it holds
+    /// the body's future. A store that reads a shared store under the flight counts the call
+    /// once it knows whether that store had the value.
     pub(crate) fn miss<O, F, Fut>(
         &'static self,
         key: Key,
@@ -100,16 +113,11 @@ where
         // A write-behind value first: see `pending_for`.
         let found = match self.ctx.overlay.get(key.digest()) {
             Some(value) => Some(value),
-            // The memory store's look-up and fill are synchronous: called directly, they
-            // build no future of the store's inside the load's.
-            None => match self.store.memory() {
-                Some(memory) => memory.get(key.digest()),
-                None => {
-                    self.store
-                        .get_leading(&self.ctx, &key, guard.flight())
-                        .await
-                }
-            },
+            None => {
+                self.store
+                    .get_leading(&self.ctx, &key, guard.flight())
+                    .await
+            }
         };
         if let Some(value) = found {
             if late {
@@ -141,6 +149,27 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = O>,
     {
+        let outcome = self.body(load).await;
+        if let Some(value) = outcome.cacheable() {
+            let admitted = self.admit(value);
+            if let Some(mut guard) = guard {
+                guard.land_outcome(&outcome);
+                if let Some(ttl) = admitted {
+                    self.store.fill(&self.ctx, key, value, ttl, guard);
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Runs the body, counted as a load, and as a load error unless it gives a cacheable
+    /// result, in a `cachette.load` span.
+    async fn body<O, F, Fut>(&self, load: F) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
         self.ctx.counters.loads.bump();
         let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
         // The body's own spans nest under this one; a body that panics or is cancelled leaves
@@ -160,50 +189,141 @@ where
                 "not_cacheable"
             },
         );
-        if let Some(value) = outcome.cacheable() {
+        if cacheable {
             error_guard.0 = None;
+        }
+        outcome
+    }
+
+    /// A miss of a function on the memory store. The key's single-flight is in the store
+    /// ([`MemoryStore::join_or_lead`]): the call finds the value stored since its lookup, or
+    /// joins the load under way, or leads one. The rest of the call is boxed, since it holds
+    /// the body's future; the leader's and the waiter's in boxes of their own, each as small as
+    /// its path.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn miss_memory<O, F, Fut>(
+        &'static self,
+        memory: &'static MemoryStore<V>,
+        key: Key,
+        load: F,
+    ) -> MemoryMiss<V, impl Future<Output = O>, impl Future<Output = O>>
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
+        self.ctx.miss(&key);
+        let digest = key.digest();
+        let ticket = match memory.join_or_lead(digest, true) {
+            Begin::Found(value) => return MemoryMiss::Found(value),
+            Begin::Wait(rx) => {
+                return MemoryMiss::Wait(Box::pin(self.wait_memory(memory, digest, rx, load)))
+            }
+            Begin::Lead(ticket) => Some(ticket),
+            Begin::Busy => None,
+        };
+        MemoryMiss::Lead(Box::pin(self.lead_memory(ticket, digest, load)))
+    }
+
+    /// The leader of a memory store's load (or, without a ticket, a call that runs its own
+    /// body beside another's load): a pending write-behind value, or the body, whose value the
+    /// ticket stores (if the policy admits it) and hands to the waiters.
+    async fn lead_memory<O, F, Fut>(
+        &'static self,
+        ticket: Option<LoadTicket<'static, V>>,
+        digest: u128,
+        load: F,
+    ) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
+        let ticket = match self.pending_memory(digest, ticket) {
+            Ok(value) => return O::from_cached(value),
+            Err(ticket) => ticket,
+        };
+        let outcome = self.body(load).await;
+        if let Some(value) = outcome.cacheable() {
             let admitted = self.admit(value);
-            if let Some(mut guard) = guard {
-                guard.land_outcome(&outcome);
-                if let Some(ttl) = admitted {
-                    self.store.fill(&self.ctx, key, value, ttl, guard);
-                }
+            if let Some(ticket) = ticket {
+                ticket.finish(value, admitted);
             }
         }
         outcome
     }
 
-    /// The miss path of a cached sync function on the memory store: the same flights, ttl,
-    /// policy and counters as [`State::miss`], with a blocking wait for the leader. A leader
-    /// that fails, panics or unwinds releases its waiters (its guard drops), and each runs its
-    /// own body then, as async callers do.
+    /// A waiter of a memory store's load: its value, or, if that load failed (or an
+    /// invalidation dropped it), a load of the caller's own, as [`State::load`] runs one.
+    async fn wait_memory<O, F, Fut>(
+        &'static self,
+        memory: &'static MemoryStore<V>,
+        digest: u128,
+        rx: tokio::sync::watch::Receiver<Landing<V>>,
+        load: F,
+    ) -> O
+    where
+        O: Outcome<Value = V>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
+        if let Some((value, _)) = flight::wait(rx).await {
+            return O::from_cached(value);
+        }
+        let ticket = match memory.join_or_lead(digest, false) {
+            Begin::Found(value) => return O::from_cached(value),
+            Begin::Lead(ticket) => Some(ticket),
+            Begin::Wait(_) | Begin::Busy => None,
+        };
+        self.lead_memory(ticket, digest, load).await
+    }
+
+    /// [`State::pending_for`] for a call on the memory store, holding its key's load
+    /// (`ticket`) or not: the pending value, handed to the waiters in place of a load, or the
+    /// ticket back.
+    fn pending_memory(
+        &self,
+        digest: u128,
+        ticket: Option<LoadTicket<'static, V>>,
+    ) -> Result<V, Option<LoadTicket<'static, V>>> {
+        let Some(value) = self.ctx.overlay.get(digest) else {
+            return Err(ticket);
+        };
+        if let Some(ticket) = ticket {
+            ticket.hand_over(&value);
+        }
+        Ok(value)
+    }
+
+    /// The miss path of a cached sync function on the memory store: the same places, ttl,
+    /// policy and counters as [`State::miss_memory`], with a blocking wait for the leader. A
+    /// leader that fails, panics or unwinds releases its waiters (its ticket drops), and each
+    /// runs its own body then, as async callers do.
     pub(crate) fn miss_blocking<O, F>(&'static self, key: Key, load: F) -> O
     where
         O: Outcome<Value = V>,
         F: FnOnce() -> O,
     {
         self.ctx.miss(&key);
-        let rx = match self.ctx.flights.join_or_lead(key.digest()) {
-            Role::Lead(mut guard) => {
-                // A load that ended since the caller's lookup has filled the store.
-                let memory = self.store.memory();
-                let pending = self.ctx.overlay.get(key.digest());
-                if let Some(value) = pending.or_else(|| memory.and_then(|m| m.get(key.digest()))) {
-                    guard.land(|| Landing::Done(value.clone()));
-                    return O::from_cached(value);
-                }
-                return self.run_blocking(&key, Some(guard), load);
-            }
-            Role::Wait(rx) => rx,
+        let Some(memory) = self.store.memory() else {
+            return load();
+        };
+        let digest = key.digest();
+        let rx = match memory.join_or_lead(digest, true) {
+            Begin::Found(value) => return O::from_cached(value),
+            Begin::Lead(ticket) => return self.lead_blocking(Some(ticket), digest, load),
+            Begin::Wait(rx) => rx,
+            Begin::Busy => return self.lead_blocking(None, digest, load),
         };
         if let Some((value, _)) = block_on(flight::wait(rx)) {
             return O::from_cached(value);
         }
-        let mut guard = self.ctx.flights.lead_if_free(key.digest());
-        if let Some(value) = self.pending_for(&key, &mut guard) {
-            return O::from_cached(value);
-        }
-        self.run_blocking(&key, guard, load)
+        let ticket = match memory.join_or_lead(digest, false) {
+            Begin::Found(value) => return O::from_cached(value),
+            Begin::Lead(ticket) => Some(ticket),
+            Begin::Wait(_) | Begin::Busy => None,
+        };
+        self.lead_blocking(ticket, digest, load)
     }
 
     /// The ttl the policy gives a loaded value, or `None` (counted) if it keeps it out.
@@ -215,28 +335,29 @@ where
         admitted
     }
 
-    /// [`State::run`] for a sync body, storing in memory (the one store of sync functions).
-    fn run_blocking<O, F>(
+    /// [`State::lead_memory`] for a sync body.
+    fn lead_blocking<O, F>(
         &'static self,
-        key: &Key,
-        guard: Option<FlightGuard<'static, V>>,
+        ticket: Option<LoadTicket<'static, V>>,
+        digest: u128,
         load: F,
     ) -> O
     where
         O: Outcome<Value = V>,
         F: FnOnce() -> O,
     {
+        let ticket = match self.pending_memory(digest, ticket) {
+            Ok(value) => return O::from_cached(value),
+            Err(ticket) => ticket,
+        };
         self.ctx.counters.loads.bump();
         let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
         let outcome = load();
         if let Some(value) = outcome.cacheable() {
             error_guard.0 = None;
             let admitted = self.admit(value);
-            if let Some(mut guard) = guard {
-                guard.land_outcome(&outcome);
-                if let (Some(ttl), Some(memory)) = (admitted, self.store.memory()) {
-                    memory.insert(key.digest(), value.clone(), ttl, || guard.current());
-                }
+            if let Some(ticket) = ticket {
+                ticket.finish(value, admitted);
             }
         }
         outcome

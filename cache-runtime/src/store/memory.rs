@@ -36,6 +36,7 @@
 //! before the removal (and removed by it) or sees the mark (and is not stored): it never lands
 //! after the invalidation. Invalidating one key never voids the loads of others.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -43,9 +44,10 @@ use std::time::Duration;
 
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
+use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::flight::Flights;
+use crate::flight::Landing;
 
 /// How many keys a full segment looks at to choose a victim.
 const SAMPLES: usize = 5;
@@ -62,7 +64,7 @@ const MAX_SEGMENTS: usize = 64;
 /// A bounded in-memory store of typed values.
 pub(crate) struct MemoryStore<V> {
     map: DashMap<u128, Entry<V>, BuildHasherDefault<DigestHasher>>,
-    segments: Box<[Mutex<Segment>]>,
+    segments: Box<[Mutex<Segment<V>>]>,
     clock: Clock,
     evictions: AtomicUsize,
     expirations: AtomicUsize,
@@ -77,7 +79,17 @@ struct Entry<V> {
     slot: AtomicUsize,
 }
 
-struct Segment {
+/// A load of a cached function's key under way: its flight (see
+/// [`MemoryStore::join_or_lead`]).
+struct Loading<V> {
+    /// Tells this load from a later one of the same key.
+    id: u64,
+    /// The channel to the calls waiting for it, made when the first one joins: most loads
+    /// have none.
+    waiters: Option<watch::Sender<Landing<V>>>,
+}
+
+struct Segment<V> {
     /// The keys held, each with its deadline, so that a sweep or an eviction finds expired
     /// entries without a look-up in the map.
     keys: Vec<Slot>,
@@ -99,6 +111,11 @@ struct Segment {
     fills_since_aging: usize,
     /// How often keys were asked to be stored here lately, made when the segment first fills.
     sketch: Option<Sketch>,
+    /// The loads under way of the segment's keys (a cached function's single-flight), apart
+    /// from the map, so that a load that stores nothing writes nothing there.
+    loading: HashMap<u128, Loading<V>, BuildHasherDefault<DigestHasher>>,
+    /// How many loads were led here: the next one's id.
+    loads: u64,
 }
 
 /// What [`MemoryStore::insert`] did.
@@ -142,6 +159,8 @@ impl<V: Clone> MemoryStore<V> {
                     pass_earliest: u64::MAX,
                     fills_since_aging: 0,
                     sketch: None,
+                    loading: HashMap::default(),
+                    loads: 0,
                 })
             })
             .collect();
@@ -196,6 +215,17 @@ impl<V: Clone> MemoryStore<V> {
         if !current() {
             return Insert::Stale;
         }
+        self.insert_locked(&mut seg, key, value, ttl)
+    }
+
+    /// [`MemoryStore::insert_with`] under `key`'s segment lock, `seg`.
+    fn insert_locked(
+        &self,
+        seg: &mut Segment<V>,
+        key: u128,
+        value: impl FnOnce() -> V,
+        ttl: Option<Duration>,
+    ) -> Insert {
         let now = self.clock.now_ms();
         let expires_at = self.clock.deadline(ttl);
         let aging_due = seg.fills_since_aging + 1 >= seg.capacity.max(16) * AGING_PERIOD;
@@ -205,25 +235,26 @@ impl<V: Clone> MemoryStore<V> {
             // would deadlock if the two shared a shard.)
             match self.map.entry(key) {
                 MapEntry::Occupied(mut held) => {
-                    Self::update(&mut seg, held.get_mut(), value(), expires_at);
+                    Self::update(seg, held.get_mut(), value(), expires_at);
                 }
                 MapEntry::Vacant(vacant) => {
                     seg.fills_since_aging += 1;
                     let freq = seg.sketch.as_mut().map_or(1, |sketch| sketch.record(key));
-                    vacant.insert(Self::new_entry(&mut seg, key, value(), expires_at, freq));
+                    vacant.insert(Self::new_entry(seg, key, value(), expires_at, freq));
                 }
             }
             return Insert::Stored;
         }
         if let Some(mut entry) = self.map.get_mut(&key) {
-            Self::update(&mut seg, &mut entry, value(), expires_at);
+            Self::update(seg, &mut entry, value(), expires_at);
             return Insert::Stored;
         }
-        self.sweep(&mut seg, now);
+        let seg = &mut *seg;
+        self.sweep(seg, now);
         seg.fills_since_aging += 1;
         if aging_due {
             seg.fills_since_aging = 0;
-            self.age(&mut seg);
+            self.age(seg);
         }
         // Admission: once the segment has been full, every fill counts in its sketch, and a
         // key that would replace a live entry must have been asked for more often than it.
@@ -232,7 +263,7 @@ impl<V: Clone> MemoryStore<V> {
         }
         let freq = seg.sketch.as_mut().map_or(1, |sketch| sketch.record(key));
         if seg.keys.len() >= seg.capacity {
-            match self.victim(&mut seg, now, freq) {
+            match self.victim(seg, now, freq) {
                 Choice::Room => {}
                 Choice::Reject => return Insert::Rejected,
                 Choice::Evict(victim, used) => {
@@ -240,18 +271,18 @@ impl<V: Clone> MemoryStore<V> {
                     if let Some(sketch) = &mut seg.sketch {
                         sketch.raise(victim, used);
                     }
-                    self.remove_locked(&mut seg, victim);
+                    self.remove_locked(seg, victim);
                     self.evictions.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
-        let entry = Self::new_entry(&mut seg, key, value(), expires_at, freq);
+        let entry = Self::new_entry(seg, key, value(), expires_at, freq);
         self.map.insert(key, entry);
         Insert::Stored
     }
 
     /// Gives the entry of a key already held its new value and deadline.
-    fn update(seg: &mut Segment, entry: &mut Entry<V>, value: V, expires_at: u64) {
+    fn update(seg: &mut Segment<V>, entry: &mut Entry<V>, value: V, expires_at: u64) {
         entry.value = value;
         entry.expires_at = expires_at;
         let slot = entry.slot.load(Ordering::Relaxed);
@@ -262,7 +293,7 @@ impl<V: Clone> MemoryStore<V> {
     }
 
     /// Takes a new key into `seg`, used `freq` times: the entry to put in the map.
-    fn new_entry(seg: &mut Segment, key: u128, value: V, expires_at: u64, freq: u8) -> Entry<V> {
+    fn new_entry(seg: &mut Segment<V>, key: u128, value: V, expires_at: u64, freq: u8) -> Entry<V> {
         let slot = seg.keys.len();
         seg.keys.push(Slot { key, expires_at });
         seg.uses.push(freq);
@@ -284,9 +315,11 @@ impl<V: Clone> MemoryStore<V> {
     }
 
     /// Drops every entry, and what the store learnt of the keys' use: it starts afresh.
+    /// Loads under way lose their place, so none of them stores its value.
     pub(crate) fn clear(&self) {
         for seg in self.segments.iter() {
             let mut seg = seg.lock().unwrap_or_else(PoisonError::into_inner);
+            seg.loading.clear();
             for slot in seg.keys.drain(..) {
                 self.map.remove(&slot.key);
             }
@@ -299,30 +332,55 @@ impl<V: Clone> MemoryStore<V> {
         }
     }
 
-    /// Invalidates `key` for a cached function: voids its load under way (see
-    /// [`crate::flight`]), then drops it.
-    pub(crate) async fn invalidate(&self, flights: &Flights<V>, key: u128) {
-        flights.void(key).await;
-        self.remove(key);
+    /// Invalidates `key` for a cached function: drops its value, or its load under way, which
+    /// then does not store its value.
+    pub(crate) fn invalidate(&self, key: u128) {
+        let mut seg = self.segment(key);
+        seg.loading.remove(&key);
+        self.remove_locked(&mut seg, key);
     }
 
-    /// Stores `value` under `key` for a cached function (write-through), voiding its load under
-    /// way so that it does not store its own value over it.
-    pub(crate) async fn put(
-        &self,
-        flights: &Flights<V>,
-        key: u128,
-        value: &V,
-        ttl: Option<Duration>,
-    ) {
-        flights.void(key).await;
-        self.insert(key, value.clone(), ttl, || true);
+    /// Stores `value` under `key` for a cached function (write-through), taking the place of
+    /// its load under way, which then does not store its own value over it.
+    pub(crate) fn put(&self, key: u128, value: &V, ttl: Option<Duration>) {
+        let mut seg = self.segment(key);
+        seg.loading.remove(&key);
+        self.insert_locked(&mut seg, key, || value.clone(), ttl);
     }
 
-    /// Drops every entry of a cached function, voiding its loads under way.
-    pub(crate) async fn clear_all(&self, flights: &Flights<V>) {
-        flights.void_all().await;
-        self.clear();
+    /// The single-flight of a cached function on this store: a call that missed finds the
+    /// value a load stored since its lookup, or joins the key's load under way, or leads one.
+    /// With `join` false (a call whose leader failed) it does not join: [`Begin::Busy`]
+    /// instead.
+    ///
+    /// Loads under way are kept in the key's segment, under its lock: a load stores its value
+    /// and leaves at once, and only if it is still the key's load under way
+    /// ([`LoadTicket::finish`]); an invalidation, a put or a clear drops the key's load under
+    /// way. So a value loaded before any of those never lands after it, and a call finds
+    /// either the load or its value.
+    pub(crate) fn join_or_lead(&self, key: u128, join: bool) -> Begin<'_, V> {
+        let mut seg = self.segment(key);
+        if let Some(loading) = seg.loading.get_mut(&key) {
+            if !join {
+                return Begin::Busy;
+            }
+            let waiters = loading
+                .waiters
+                .get_or_insert_with(|| watch::channel(Landing::Pending).0);
+            return Begin::Wait(waiters.subscribe());
+        }
+        if let Some(value) = self.get(key) {
+            return Begin::Found(value);
+        }
+        seg.loads += 1;
+        let id = seg.loads;
+        seg.loading.insert(key, Loading { id, waiters: None });
+        Begin::Lead(LoadTicket {
+            store: self,
+            key,
+            id,
+            done: false,
+        })
     }
 
     /// Evictions, expirations and entries held.
@@ -345,7 +403,7 @@ impl<V: Clone> MemoryStore<V> {
         self.expirations.load(Ordering::Relaxed) as u64
     }
 
-    fn segment(&self, key: u128) -> MutexGuard<'_, Segment> {
+    fn segment(&self, key: u128) -> MutexGuard<'_, Segment<V>> {
         // The map's shards use the low bits; segments use the high ones.
         let index = ((key >> 64) as usize) & (self.segments.len() - 1);
         // A panic while a segment is held leaves it consistent (no user code runs under it).
@@ -355,7 +413,7 @@ impl<V: Clone> MemoryStore<V> {
     }
 
     /// Removes `key` from the map and from `seg`, returning its deadline if it was there.
-    fn remove_locked(&self, seg: &mut Segment, key: u128) -> Option<u64> {
+    fn remove_locked(&self, seg: &mut Segment<V>, key: u128) -> Option<u64> {
         let (_, entry) = self.map.remove(&key)?;
         let slot = entry.slot.load(Ordering::Relaxed);
         seg.keys.swap_remove(slot);
@@ -374,7 +432,7 @@ impl<V: Clone> MemoryStore<V> {
 
     /// Drops expired entries among the next two under the segment's hand, unless none can
     /// have expired yet.
-    fn sweep(&self, seg: &mut Segment, now: u64) {
+    fn sweep(&self, seg: &mut Segment<V>, now: u64) {
         if now < seg.earliest {
             return;
         }
@@ -407,7 +465,7 @@ impl<V: Clone> MemoryStore<V> {
     /// (never above its counter) is at least the least use found so far (at first `freq`, at
     /// least one) is neither unused nor used less than that, so its counter is not read: a key
     /// asked for no more often than every pick's bound is rejected with no look-up in the map.
-    fn victim(&self, seg: &mut Segment, now: u64, freq: u8) -> Choice {
+    fn victim(&self, seg: &mut Segment<V>, now: u64, freq: u8) -> Choice {
         let len = seg.keys.len();
         if len == 0 {
             return Choice::Room;
@@ -415,7 +473,7 @@ impl<V: Clone> MemoryStore<V> {
         let mut choice = Choice::Reject;
         let mut lowest = freq;
         for _ in 0..SAMPLES.min(len) {
-            let pick = (seg.next_random() % len as u64) as usize;
+            let pick = seg.pick(len);
             // Before `earliest`, no key of the segment has expired.
             if now >= seg.earliest && seg.keys[pick].expires_at <= now {
                 self.remove_locked(seg, seg.keys[pick].key);
@@ -445,7 +503,7 @@ impl<V: Clone> MemoryStore<V> {
     }
 
     /// Halves every use counter of the segment, and its sketch, so past popularity fades.
-    fn age(&self, seg: &mut Segment) {
+    fn age(&self, seg: &mut Segment<V>) {
         for (slot, used) in seg.keys.iter().zip(seg.uses.iter_mut()) {
             if let Some(entry) = self.map.get(&slot.key) {
                 let freq = entry.freq.load(Ordering::Relaxed) / 2;
@@ -455,6 +513,88 @@ impl<V: Clone> MemoryStore<V> {
         }
         if let Some(sketch) = &mut seg.sketch {
             sketch.halve();
+        }
+    }
+}
+
+/// What [`MemoryStore::join_or_lead`] made of a call that missed.
+pub(crate) enum Begin<'a, V: Clone> {
+    /// The key's value, stored since the call's lookup.
+    Found(V),
+    /// Another call is loading the key: its landing comes on this channel, which closes
+    /// without one if that load fails or is dropped by an invalidation.
+    Wait(watch::Receiver<Landing<V>>),
+    /// The call leads the key's load.
+    Lead(LoadTicket<'a, V>),
+    /// Another call is loading the key, and the caller did not ask to join.
+    Busy,
+}
+
+/// A leader's hold on its load in a [`MemoryStore`]. However the leader ends, the load
+/// leaves the loads under way: [`LoadTicket::finish`] stores its value first, and a ticket
+/// dropped unfinished (an error, a panic, a cancelled caller) just leaves, which releases the
+/// waiters.
+pub(crate) struct LoadTicket<'a, V: Clone> {
+    store: &'a MemoryStore<V>,
+    key: u128,
+    id: u64,
+    done: bool,
+}
+
+impl<V: Clone> LoadTicket<'_, V> {
+    /// Stores `value` for `ttl` (not at all when `None`: the policy kept it out) if the load is
+    /// still its key's load under way, and hands it to the calls waiting for it.
+    pub(crate) fn finish(mut self, value: &V, ttl: Option<Option<Duration>>) -> Insert {
+        let Some(ttl) = ttl else {
+            self.hand_over(value);
+            return Insert::Rejected;
+        };
+        self.done = true;
+        let store = self.store;
+        let mut seg = store.segment(self.key);
+        if !seg
+            .loading
+            .get(&self.key)
+            .is_some_and(|loading| loading.id == self.id)
+        {
+            return Insert::Stale;
+        }
+        let stored = store.insert_locked(&mut seg, self.key, || value.clone(), ttl);
+        let waiters = seg
+            .loading
+            .remove(&self.key)
+            .and_then(|loading| loading.waiters);
+        drop(seg);
+        if let Some(waiters) = waiters {
+            waiters.send_replace(Landing::Done(value.clone()));
+        }
+        stored
+    }
+
+    /// Hands `value` to the calls waiting, and leaves, storing nothing.
+    pub(crate) fn hand_over(mut self, value: &V) {
+        self.done = true;
+        if let Some(waiters) = self.leave() {
+            waiters.send_replace(Landing::Done(value.clone()));
+        }
+    }
+
+    /// Drops the load from the loads under way if it is still there; returns its waiters'
+    /// channel.
+    fn leave(&self) -> Option<watch::Sender<Landing<V>>> {
+        let mut seg = self.store.segment(self.key);
+        match seg.loading.get(&self.key) {
+            Some(loading) if loading.id == self.id => seg.loading.remove(&self.key)?.waiters,
+            _ => None,
+        }
+    }
+}
+
+impl<V: Clone> Drop for LoadTicket<'_, V> {
+    fn drop(&mut self) {
+        if !self.done {
+            // The waiters' channel closes with it: each of them runs its own load.
+            self.leave();
         }
     }
 }
@@ -477,11 +617,16 @@ enum Choice {
     Reject,
 }
 
-impl Segment {
+impl<V> Segment<V> {
     /// Takes a key's new deadline into the bounds the sweep goes by.
     fn note_deadline(&mut self, expires_at: u64) {
         self.earliest = self.earliest.min(expires_at);
         self.pass_earliest = self.pass_earliest.min(expires_at);
+    }
+
+    /// A random index below `len`: the high bits of a random word times `len` (no division).
+    fn pick(&mut self, len: usize) -> usize {
+        ((u128::from(self.next_random()) * len as u128) >> 64) as usize
     }
 
     /// xorshift64*: cheap, and good enough to pick eviction samples.
@@ -677,6 +822,105 @@ mod tests {
         assert_eq!(store.evictions(), 0);
     }
 
+    /// The load `store.join_or_lead(k, true)` makes the caller lead.
+    fn lead(store: &MemoryStore<u64>, k: u64) -> LoadTicket<'_, u64> {
+        match store.join_or_lead(key(k), true) {
+            Begin::Lead(ticket) => ticket,
+            _ => panic!("the call does not lead"),
+        }
+    }
+
+    /// The landing channel of a call that joins the load of `k` under way.
+    fn join(store: &MemoryStore<u64>, k: u64) -> watch::Receiver<Landing<u64>> {
+        match store.join_or_lead(key(k), true) {
+            Begin::Wait(rx) => rx,
+            _ => panic!("the call does not join"),
+        }
+    }
+
+    fn landed(rx: &mut watch::Receiver<Landing<u64>>) -> Option<u64> {
+        match &*rx.borrow_and_update() {
+            Landing::Done(value) => Some(*value),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_load_stores_its_value_and_hands_it_to_the_calls_that_joined() {
+        let store = MemoryStore::new(100);
+        let ticket = lead(&store, 1);
+        let mut rx = join(&store, 1);
+        assert!(matches!(store.join_or_lead(key(1), false), Begin::Busy));
+        assert_eq!(store.get(key(1)), None, "nothing stored while it loads");
+        assert_eq!(ticket.finish(&7, Some(None)), Insert::Stored);
+        assert_eq!(landed(&mut rx), Some(7));
+        assert_eq!(store.get(key(1)), Some(7));
+        assert_eq!(store.len(), 1);
+        // A call that missed before the value landed finds it, rather than loading again.
+        assert!(matches!(store.join_or_lead(key(1), true), Begin::Found(7)));
+    }
+
+    #[test]
+    fn an_invalidation_a_put_or_a_clear_during_a_load_keeps_its_value_out() {
+        for write in ["invalidate", "put", "clear"] {
+            let store = MemoryStore::new(100);
+            let ticket = lead(&store, 1);
+            let rx = join(&store, 1);
+            match write {
+                "invalidate" => store.invalidate(key(1)),
+                "put" => store.put(key(1), &9, None),
+                _ => store.clear(),
+            }
+            assert!(
+                rx.has_changed().is_err(),
+                "{write}: the calls that joined are released, to load afresh"
+            );
+            assert_eq!(ticket.finish(&7, Some(None)), Insert::Stale, "{write}");
+            let after = (write == "put").then_some(9);
+            assert_eq!(store.get(key(1)), after, "{write}");
+        }
+    }
+
+    #[test]
+    fn a_load_dropped_by_an_invalidation_does_not_take_the_next_loads_place() {
+        let store = MemoryStore::new(100);
+        let old = lead(&store, 1);
+        store.invalidate(key(1));
+        let new = lead(&store, 1);
+        let mut rx = join(&store, 1);
+        assert_eq!(old.finish(&1, Some(None)), Insert::Stale);
+        assert!(
+            matches!(store.join_or_lead(key(1), false), Begin::Busy),
+            "the newer load is still under way"
+        );
+        assert_eq!(new.finish(&2, Some(None)), Insert::Stored);
+        assert_eq!(landed(&mut rx), Some(2));
+        assert_eq!(store.get(key(1)), Some(2));
+    }
+
+    #[test]
+    fn a_load_that_stores_nothing_leaves_the_key_free() {
+        let store = full_of_used_keys(500, 3);
+        // Dropped (an error, a panic, a cancelled caller): the calls that joined are released.
+        let ticket = lead(&store, 1000);
+        let rx = join(&store, 1000);
+        drop(ticket);
+        assert!(rx.has_changed().is_err());
+        // Kept out by the policy, or not admitted into the full store: handed to the calls
+        // that joined, not stored.
+        let ticket = lead(&store, 1000);
+        let mut rx = join(&store, 1000);
+        assert_eq!(ticket.finish(&5, None), Insert::Rejected);
+        assert_eq!(landed(&mut rx), Some(5));
+        let ticket = lead(&store, 1000);
+        let mut rx = join(&store, 1000);
+        assert_eq!(ticket.finish(&6, Some(None)), Insert::Rejected);
+        assert_eq!(landed(&mut rx), Some(6));
+        assert_eq!(store.get(key(1000)), None);
+        drop(lead(&store, 1000));
+        assert_eq!(store.len(), 500);
+    }
+
     #[test]
     fn a_stale_fill_is_not_stored() {
         let store = MemoryStore::new(10);
@@ -864,7 +1108,7 @@ mod tests {
                 min + 1
             }
         });
-        let mut rng = Segment {
+        let mut rng = Segment::<u64> {
             keys: Vec::new(),
             uses: Vec::new(),
             capacity: 0,
@@ -874,10 +1118,12 @@ mod tests {
             pass_earliest: 0,
             fills_since_aging: 0,
             sketch: None,
+            loading: HashMap::default(),
+            loads: 0,
         };
         let (len, mut victim, mut lowest) = (seg.keys.len(), None, u8::MAX);
         for _ in 0..SAMPLES.min(len) {
-            let pick = seg.keys[(rng.next_random() % len as u64) as usize].key;
+            let pick = seg.keys[rng.pick(len)].key;
             let used = aged(store.map.get(&pick).unwrap().freq.load(Ordering::Relaxed));
             if used < lowest {
                 lowest = used;

@@ -206,7 +206,7 @@ where
     /// Drops the entry under `key`; a load of it already under way will not store its value.
     pub(crate) async fn invalidate(&'static self, ctx: &Context<V>, key: &Key) {
         match self {
-            Store::Memory(memory) => memory.invalidate(&ctx.flights, key.digest()).await,
+            Store::Memory(memory) => memory.invalidate(key.digest()),
             #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.invalidate(ctx, key).await,
             #[cfg(feature = "redis")]
@@ -224,7 +224,7 @@ where
         ttl: Option<Duration>,
     ) {
         match self {
-            Store::Memory(memory) => memory.put(&ctx.flights, key.digest(), value, ttl).await,
+            Store::Memory(memory) => memory.put(key.digest(), value, ttl),
             #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.put(ctx, key, value, ttl).await,
             #[cfg(feature = "redis")]
@@ -235,7 +235,7 @@ where
     /// Drops every entry; loads under way will not store their values.
     pub(crate) async fn clear(&'static self, ctx: &Context<V>) {
         match self {
-            Store::Memory(memory) => memory.clear_all(&ctx.flights).await,
+            Store::Memory(memory) => memory.clear(),
             #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.clear(ctx).await,
             #[cfg(feature = "redis")]
