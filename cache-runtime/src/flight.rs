@@ -1,4 +1,6 @@
-//! Single-flight: one load per key per process, the other callers of the key wait for it.
+//! Single-flight of the shared stores (Redis, tiered): one load per key per process, the other
+//! callers of the key wait for it. (The memory store keeps its loads under way itself:
+//! [`crate::store::memory::MemoryStore::join_or_lead`].)
 //!
 //! A [`Flight`] is also its load's ticket against invalidation. An invalidation of the key (or
 //! a clear) marks the flight stale ([`Flights::void`]), then takes its `gate`. A stale flight
@@ -7,7 +9,7 @@
 //! voided flight it holds that is still writing. So an invalidation always finds, and waits
 //! for, every write of a load of its key that began before it, also one that an earlier
 //! invalidation is still waiting for. The leader stores its value only while the flight is not
-//! stale: checked under the memory store's segment lock for memory, and under the `gate`, held
+//! stale: checked under the memory tier's segment lock for memory, and under the `gate`, held
 //! until its writes are answered, for Redis ([`Flight::write_if_current`]). So the
 //! invalidation's own deletes reach the stores after any write of the flight, and a value
 //! loaded before an invalidation never outlives it. Each flight stands for one key:

@@ -27,14 +27,23 @@
 //! popularity fades. All of this runs under the segment lock, on fills: a hit only bumps its
 //! entry's own counter.
 //!
-//! # Races with invalidation
+//! # Single-flight, and races with invalidation
 //!
-//! [`MemoryStore::insert`] takes a check, `current`, that it runs under the key's segment lock,
-//! the lock [`MemoryStore::remove`] takes too. The caller's check says whether an invalidation
-//! of this one key (or a clear) ran since its load began; an invalidation marks the load stale
-//! *before* it removes the key. So a value loaded before an invalidation either is checked
-//! before the removal (and removed by it) or sees the mark (and is not stored): it never lands
-//! after the invalidation. Invalidating one key never voids the loads of others.
+//! A cached function on this store keeps its loads under way here, in the key's segment,
+//! under the segment lock ([`MemoryStore::join_or_lead`]): a call that missed joins the key's
+//! load, or leads one, or finds the value a load stored since the call's lookup. A load stores
+//! its value and leaves in one locked section ([`LoadTicket::finish`]), and only if it is still
+//! its key's load under way; an invalidation, a put or a clear drops the key's load under the
+//! same lock (its waiters are released, and load afresh). So a value loaded before any of those
+//! never lands after it, and a call finds either the load or its value. A load that stores
+//! nothing writes nothing to the map. Invalidating one key never voids the loads of others.
+//!
+//! A tiered store's memory tier has its flights outside ([`crate::flight`]), shared with its
+//! Redis writes: [`MemoryStore::insert`] takes a check, `current`, that it runs under the key's
+//! segment lock, the lock [`MemoryStore::remove`] takes too. The check says whether an
+//! invalidation of the key (or a clear) ran since the load began; an invalidation marks the
+//! load stale *before* it removes the key, so the value either is checked before the removal
+//! (and removed by it) or sees the mark (and is not stored).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -160,9 +160,11 @@ where
         }
     }
 
-    /// The lookup of a flight's leader, before it runs the body: memory again (a load that
-    /// ended since the caller's lookup has filled it), a shared store read under the flight,
-    /// or Redis again if a fill of the key may have ended since the caller's lookup.
+    /// The lookup of a flight's leader, before it runs the body: a shared store read under the
+    /// flight, or Redis again if a fill of the key may have ended since the caller's lookup.
+    /// (A function on the memory store has its flights in the store, and looks there when it
+    /// leads: [`MemoryStore::join_or_lead`]. Its arms here and in [`Store::fill`] are the
+    /// same steps through a flight.)
     pub(crate) async fn get_leading(
         &self,
         ctx: &Context<V>,
