@@ -45,6 +45,7 @@
 //! load stale *before* it removes the key, so the value either is checked before the removal
 //! (and removed by it) or sees the mark (and is not stored).
 
+use std::collections::hash_map::Entry as HashEntry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -192,11 +193,7 @@ impl<V: Clone> MemoryStore<V> {
         if entry.expires_at <= now {
             return None;
         }
-        let freq = entry.freq.load(Ordering::Relaxed);
-        if freq < MAX_FREQ {
-            entry.freq.store(freq + 1, Ordering::Relaxed);
-        }
-        Some(entry.value.clone())
+        Some(entry.used())
     }
 
     /// Stores `value` under `key` for `ttl` (forever when `None`), unless `current()`, run
@@ -224,16 +221,18 @@ impl<V: Clone> MemoryStore<V> {
         if !current() {
             return Insert::Stale;
         }
-        self.insert_locked(&mut seg, key, value, ttl)
+        self.insert_locked(&mut seg, key, value, ttl, false)
     }
 
-    /// [`MemoryStore::insert_with`] under `key`'s segment lock, `seg`.
+    /// [`MemoryStore::insert_with`] under `key`'s segment lock, `seg`; `absent` if the caller
+    /// knows the map holds no entry of `key`.
     fn insert_locked(
         &self,
         seg: &mut Segment<V>,
         key: u128,
         value: impl FnOnce() -> V,
         ttl: Option<Duration>,
+        absent: bool,
     ) -> Insert {
         let now = self.clock.now_ms();
         let expires_at = self.clock.deadline(ttl);
@@ -254,9 +253,11 @@ impl<V: Clone> MemoryStore<V> {
             }
             return Insert::Stored;
         }
-        if let Some(mut entry) = self.map.get_mut(&key) {
-            Self::update(seg, &mut entry, value(), expires_at);
-            return Insert::Stored;
+        if !absent {
+            if let Some(mut entry) = self.map.get_mut(&key) {
+                Self::update(seg, &mut entry, value(), expires_at);
+                return Insert::Stored;
+            }
         }
         let seg = &mut *seg;
         self.sweep(seg, now);
@@ -354,7 +355,7 @@ impl<V: Clone> MemoryStore<V> {
     pub(crate) fn put(&self, key: u128, value: &V, ttl: Option<Duration>) {
         let mut seg = self.segment(key);
         seg.loading.remove(&key);
-        self.insert_locked(&mut seg, key, || value.clone(), ttl);
+        self.insert_locked(&mut seg, key, || value.clone(), ttl, false);
     }
 
     /// The single-flight of a cached function on this store: a call that missed finds the
@@ -369,25 +370,31 @@ impl<V: Clone> MemoryStore<V> {
     /// either the load or its value.
     pub(crate) fn join_or_lead(&self, key: u128, join: bool) -> Begin<'_, V> {
         let mut seg = self.segment(key);
-        if let Some(loading) = seg.loading.get_mut(&key) {
-            if !join {
-                return Begin::Busy;
+        let Segment { loading, loads, .. } = &mut *seg;
+        let place = match loading.entry(key) {
+            HashEntry::Occupied(_) if !join => return Begin::Busy,
+            HashEntry::Occupied(mut load) => {
+                let waiters = load
+                    .get_mut()
+                    .waiters
+                    .get_or_insert_with(|| watch::channel(Landing::Pending).0);
+                return Begin::Wait(waiters.subscribe());
             }
-            let waiters = loading
-                .waiters
-                .get_or_insert_with(|| watch::channel(Landing::Pending).0);
-            return Begin::Wait(waiters.subscribe());
-        }
-        if let Some(value) = self.get(key) {
-            return Begin::Found(value);
-        }
-        seg.loads += 1;
-        let id = seg.loads;
-        seg.loading.insert(key, Loading { id, waiters: None });
+            HashEntry::Vacant(place) => place,
+        };
+        let now = self.clock.now_ms();
+        let held = match self.map.get(&key) {
+            Some(entry) if entry.expires_at > now => return Begin::Found(entry.used()),
+            held => held.is_some(),
+        };
+        *loads += 1;
+        let id = *loads;
+        place.insert(Loading { id, waiters: None });
         Begin::Lead(LoadTicket {
             store: self,
             key,
             id,
+            held,
             done: false,
         })
     }
@@ -526,6 +533,18 @@ impl<V: Clone> MemoryStore<V> {
     }
 }
 
+impl<V: Clone> Entry<V> {
+    /// The value, cloned, its use counted (a hit).
+    #[inline(always)]
+    fn used(&self) -> V {
+        let freq = self.freq.load(Ordering::Relaxed);
+        if freq < MAX_FREQ {
+            self.freq.store(freq + 1, Ordering::Relaxed);
+        }
+        self.value.clone()
+    }
+}
+
 /// What [`MemoryStore::join_or_lead`] made of a call that missed.
 pub(crate) enum Begin<'a, V: Clone> {
     /// The key's value, stored since the call's lookup.
@@ -547,6 +566,8 @@ pub(crate) struct LoadTicket<'a, V: Clone> {
     store: &'a MemoryStore<V>,
     key: u128,
     id: u64,
+    /// Whether the map held an entry of the key (an expired one) when the load began.
+    held: bool,
     done: bool,
 }
 
@@ -561,20 +582,20 @@ impl<V: Clone> LoadTicket<'_, V> {
         self.done = true;
         let store = self.store;
         let mut seg = store.segment(self.key);
-        if !seg
-            .loading
-            .get(&self.key)
-            .is_some_and(|loading| loading.id == self.id)
-        {
-            return Insert::Stale;
-        }
-        let stored = store.insert_locked(&mut seg, self.key, || value.clone(), ttl);
-        let waiters = seg
-            .loading
-            .remove(&self.key)
-            .and_then(|loading| loading.waiters);
+        let loading = match seg.loading.remove(&self.key) {
+            Some(loading) if loading.id == self.id => loading,
+            Some(newer) => {
+                seg.loading.insert(self.key, newer);
+                return Insert::Stale;
+            }
+            None => return Insert::Stale,
+        };
+        // While the load is its key's, only the load writes the key's entry in the map (a put,
+        // an invalidation or a clear drops the load first; evictions and sweeps only remove):
+        // if the key had none when the load began, it has none now.
+        let stored = store.insert_locked(&mut seg, self.key, || value.clone(), ttl, !self.held);
         drop(seg);
-        if let Some(waiters) = waiters {
+        if let Some(waiters) = loading.waiters {
             waiters.send_replace(Landing::Done(value.clone()));
         }
         stored
@@ -905,6 +926,31 @@ mod tests {
         assert_eq!(new.finish(&2, Some(None)), Insert::Stored);
         assert_eq!(landed(&mut rx), Some(2));
         assert_eq!(store.get(key(1)), Some(2));
+    }
+
+    #[test]
+    fn a_load_of_a_key_whose_entry_expired_takes_that_entry() {
+        for capacity in [10, 256] {
+            let (clock, hand) = Clock::manual();
+            let store = MemoryStore::with_clock(capacity, clock);
+            for i in 0..capacity as u64 - 1 {
+                store.insert(key(i), i, None, || true);
+            }
+            let last = capacity as u64 - 1;
+            store.insert(key(last), 0, Some(Duration::from_secs(1)), || true);
+            hand.advance(Duration::from_secs(2));
+            assert_eq!(store.get(key(last)), None);
+            let ticket = lead(&store, last);
+            assert_eq!(ticket.finish(&last, Some(None)), Insert::Stored);
+            assert_eq!(store.get(key(last)), Some(last));
+            let held: usize = store
+                .segments
+                .iter()
+                .map(|s| s.lock().unwrap().keys.len())
+                .sum();
+            assert_eq!(held, capacity, "one slot a key");
+            assert_eq!(store.len(), capacity);
+        }
     }
 
     #[test]
