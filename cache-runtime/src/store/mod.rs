@@ -174,11 +174,9 @@ where
         match self {
             Store::Memory(memory) => memory.get(key.digest()),
             #[cfg(feature = "redis")]
-            Store::Redis(redis) => Box::pin(redis.get_leading(ctx, key)).await,
-            // Boxed: the shared stores' futures are large, and inline they would size every
-            // function's miss future, the memory store's too.
+            Store::Redis(redis) => redis.get_leading(ctx, key).await,
             #[cfg(feature = "redis")]
-            Store::Tiered(tiered) => Box::pin(tiered.get_leading(ctx, key, flight)).await,
+            Store::Tiered(tiered) => tiered.get_leading(ctx, key, flight).await,
         }
     }
 
