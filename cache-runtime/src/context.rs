@@ -48,6 +48,7 @@ impl<V> Context<V> {
 
     /// The key, or `None` (counted and logged, saying what was not done) if the arguments
     /// could not be hashed.
+    #[inline]
     pub(crate) fn usable<K, E: std::fmt::Display>(
         &self,
         key: Result<K, E>,

@@ -60,6 +60,9 @@ pub(crate) enum Landing<V> {
     Hit(V),
     /// The leading load produced nothing to share: `Err`/`None`, a panic, or it was dropped.
     Failed,
+    /// An invalidation, a put or a clear of the key dropped the load (the memory store's): the
+    /// calls that joined it load afresh, together.
+    Dropped,
 }
 
 /// What [`Flights::join_or_lead`] made of a caller.
@@ -238,16 +241,21 @@ impl<V> Flight<V> {
 
 /// Waits for the flight `rx` watches to land: its value (and whether it came from a shared
 /// store), or `None` if it failed.
-pub(crate) async fn wait<V: Clone>(mut rx: watch::Receiver<Landing<V>>) -> Option<(V, bool)> {
-    let landing = rx
-        .wait_for(|l| !matches!(l, Landing::Pending))
-        .await
-        .map(|l| (*l).clone());
-    match landing {
-        Ok(Landing::Done(value)) => Some((value, false)),
-        Ok(Landing::Hit(value)) => Some((value, true)),
+pub(crate) async fn wait<V: Clone>(rx: watch::Receiver<Landing<V>>) -> Option<(V, bool)> {
+    match landing(rx).await {
+        Some(Landing::Done(value)) => Some((value, false)),
+        Some(Landing::Hit(value)) => Some((value, true)),
         _ => None,
     }
+}
+
+/// Waits for the load `rx` watches to land: how it did, or `None` if its channel closed
+/// without a landing (its leader let go).
+pub(crate) async fn landing<V: Clone>(mut rx: watch::Receiver<Landing<V>>) -> Option<Landing<V>> {
+    rx.wait_for(|l| !matches!(l, Landing::Pending))
+        .await
+        .ok()
+        .map(|l| (*l).clone())
 }
 
 /// The leader's hold on its flight. However the leader ends — value, error, panic or being

@@ -14,6 +14,38 @@ use crate::outcome::Outcome;
 use crate::stats::Counters;
 use crate::store::memory::{Begin, LoadTicket, MemoryStore};
 
+/// What a call that joined a memory store's load does once that load has landed.
+enum After<V: Clone + 'static> {
+    /// Return the value.
+    Value(V),
+    /// Wait for the key's next load, which it joined.
+    Wait(tokio::sync::watch::Receiver<Landing<V>>),
+    /// Run its own body: leading the key's next load (with a ticket), or beside it.
+    Lead(Option<LoadTicket<'static, V>>),
+}
+
+/// [`After`] `landing`: the load's value; or, if an invalidation, a put or a clear dropped
+/// the load, the key's next load, joined together (or the value it stored); or, if the load
+/// failed, a load of the call's own, leading only if the key is free, so that no call queues
+/// behind another's failure.
+fn after_landing<V: Clone + 'static>(
+    memory: &'static MemoryStore<V>,
+    digest: u128,
+    landing: Option<Landing<V>>,
+) -> After<V> {
+    let join = match landing {
+        Some(Landing::Done(value) | Landing::Hit(value)) => return After::Value(value),
+        Some(Landing::Dropped) => true,
+        _ => false,
+    };
+    match memory.join_or_lead(digest, join) {
+        Begin::Found(value) => After::Value(value),
+        Begin::Wait(rx) => After::Wait(rx),
+        Begin::Lead(ticket) => After::Lead(Some(ticket)),
+        Begin::Busy => After::Lead(None),
+    }
+}
+
 /// What a memory store's miss has left to do ([`State::miss_memory`]).
 pub(crate) enum MemoryMiss<V, L, W> {
     /// Nothing: a load stored the value since the call's lookup.
@@ -267,13 +299,13 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = O>,
     {
-        if let Some((value, _)) = flight::wait(rx).await {
-            return O::from_cached(value);
-        }
-        let ticket = match memory.join_or_lead(digest, false) {
-            Begin::Found(value) => return O::from_cached(value),
-            Begin::Lead(ticket) => Some(ticket),
-            Begin::Wait(_) | Begin::Busy => None,
+        let mut rx = rx;
+        let ticket = loop {
+            match after_landing(memory, digest, flight::landing(rx).await) {
+                After::Value(value) => return O::from_cached(value),
+                After::Wait(next) => rx = next,
+                After::Lead(ticket) => break ticket,
+            }
         };
         self.lead_memory(ticket, digest, load).await
     }
@@ -295,10 +327,11 @@ where
         Ok(value)
     }
 
-    /// The miss path of a cached sync function on the memory store: the same places, ttl,
-    /// policy and counters as [`State::miss_memory`], with a blocking wait for the leader. A
-    /// leader that fails, panics or unwinds releases its waiters (its ticket drops), and each
-    /// runs its own body then, as async callers do.
+    /// The miss path of a cached sync function on the memory store: the same loads, ttl,
+    /// policy and counters as [`State::miss_memory`], with a blocking wait for the leader. The
+    /// waiters go on as async callers do ([`after_landing`]): a leader that fails, panics or
+    /// unwinds releases them (its ticket drops), and each runs its own body unless it finds
+    /// the value; a load dropped by an invalidation sends them to the key's next load.
     pub(crate) fn miss_blocking<O, F>(&'static self, key: Key, load: F) -> O
     where
         O: Outcome<Value = V>,
@@ -309,19 +342,18 @@ where
             return load();
         };
         let digest = key.digest();
-        let rx = match memory.join_or_lead(digest, true) {
+        let mut rx = match memory.join_or_lead(digest, true) {
             Begin::Found(value) => return O::from_cached(value),
             Begin::Lead(ticket) => return self.lead_blocking(Some(ticket), digest, load),
             Begin::Wait(rx) => rx,
             Begin::Busy => return self.lead_blocking(None, digest, load),
         };
-        if let Some((value, _)) = block_on(flight::wait(rx)) {
-            return O::from_cached(value);
-        }
-        let ticket = match memory.join_or_lead(digest, false) {
-            Begin::Found(value) => return O::from_cached(value),
-            Begin::Lead(ticket) => Some(ticket),
-            Begin::Wait(_) | Begin::Busy => None,
+        let ticket = loop {
+            match after_landing(memory, digest, block_on(flight::landing(rx))) {
+                After::Value(value) => return O::from_cached(value),
+                After::Wait(next) => rx = next,
+                After::Lead(ticket) => break ticket,
+            }
         };
         self.lead_blocking(ticket, digest, load)
     }

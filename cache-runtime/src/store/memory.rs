@@ -7,7 +7,8 @@
 //! clones the value: nothing is serialized and nothing is locked store-wide.
 //!
 //! The capacity is split over *segments* (chosen by the key's high bits), each a mutex around a
-//! dense vector of the keys it holds. Only writers (fills, invalidations) take a segment lock,
+//! dense vector of the keys it holds. Fills, invalidations and the misses of a cached function
+//! (which join or lead its loads, kept in the segment) take a segment lock, a hit never does,
 //! and always before a map shard lock, never the other way round. Each fill also looks at the
 //! next two keys under a moving hand and drops them if expired, so expired entries leave without
 //! a timer task and without a global lock; a segment keeps a lower bound of its deadlines, and
@@ -34,7 +35,8 @@
 //! load, or leads one, or finds the value a load stored since the call's lookup. A load stores
 //! its value and leaves in one locked section ([`LoadTicket::finish`]), and only if it is still
 //! its key's load under way; an invalidation, a put or a clear drops the key's load under the
-//! same lock (its waiters are released, and load afresh). So a value loaded before any of those
+//! same lock (the calls that joined it are told so, and load afresh, together: one of them leads
+//! the key's next load, the others join it). So a value loaded before any of those
 //! never lands after it, and a call finds either the load or its value. A load that stores
 //! nothing writes nothing to the map. Invalidating one key never voids the loads of others.
 //!
@@ -329,7 +331,9 @@ impl<V: Clone> MemoryStore<V> {
     pub(crate) fn clear(&self) {
         for seg in self.segments.iter() {
             let mut seg = seg.lock().unwrap_or_else(PoisonError::into_inner);
-            seg.loading.clear();
+            for (_, loading) in seg.loading.drain() {
+                loading.dropped();
+            }
             for slot in seg.keys.drain(..) {
                 self.map.remove(&slot.key);
             }
@@ -346,7 +350,9 @@ impl<V: Clone> MemoryStore<V> {
     /// then does not store its value.
     pub(crate) fn invalidate(&self, key: u128) {
         let mut seg = self.segment(key);
-        seg.loading.remove(&key);
+        if let Some(loading) = seg.loading.remove(&key) {
+            loading.dropped();
+        }
         self.remove_locked(&mut seg, key);
     }
 
@@ -354,7 +360,9 @@ impl<V: Clone> MemoryStore<V> {
     /// its load under way, which then does not store its own value over it.
     pub(crate) fn put(&self, key: u128, value: &V, ttl: Option<Duration>) {
         let mut seg = self.segment(key);
-        seg.loading.remove(&key);
+        if let Some(loading) = seg.loading.remove(&key) {
+            loading.dropped();
+        }
         self.insert_locked(&mut seg, key, || value.clone(), ttl, false);
     }
 
@@ -422,7 +430,8 @@ impl<V: Clone> MemoryStore<V> {
     fn segment(&self, key: u128) -> MutexGuard<'_, Segment<V>> {
         // The map's shards use the low bits; segments use the high ones.
         let index = ((key >> 64) as usize) & (self.segments.len() - 1);
-        // A panic while a segment is held leaves it consistent (no user code runs under it).
+        // A panic while a segment is held (in a value's clone or drop, the only user code run
+        // under it) leaves it consistent: values are made before the bookkeeping changes.
         self.segments[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -545,12 +554,23 @@ impl<V: Clone> Entry<V> {
     }
 }
 
+impl<V> Loading<V> {
+    /// Tells the calls that joined the load that an invalidation, a put or a clear dropped it:
+    /// they load afresh, together.
+    fn dropped(self) {
+        if let Some(waiters) = self.waiters {
+            waiters.send_replace(Landing::Dropped);
+        }
+    }
+}
+
 /// What [`MemoryStore::join_or_lead`] made of a call that missed.
 pub(crate) enum Begin<'a, V: Clone> {
     /// The key's value, stored since the call's lookup.
     Found(V),
-    /// Another call is loading the key: its landing comes on this channel, which closes
-    /// without one if that load fails or is dropped by an invalidation.
+    /// Another call is loading the key: its landing comes on this channel: its value,
+    /// [`Landing::Dropped`] if an invalidation, a put or a clear dropped it, or none (the
+    /// channel closes) if it failed.
     Wait(watch::Receiver<Landing<V>>),
     /// The call leads the key's load.
     Lead(LoadTicket<'a, V>),
@@ -902,8 +922,8 @@ mod tests {
                 _ => store.clear(),
             }
             assert!(
-                rx.has_changed().is_err(),
-                "{write}: the calls that joined are released, to load afresh"
+                matches!(*rx.borrow(), Landing::Dropped),
+                "{write}: the calls that joined are told to load afresh, together"
             );
             assert_eq!(ticket.finish(&7, Some(None)), Insert::Stale, "{write}");
             let after = (write == "put").then_some(9);
@@ -1292,5 +1312,313 @@ mod tests {
         let seg = store.segment(key(0));
         assert_eq!(seg.hand, 0, "no sweep while nothing can expire");
         assert_eq!(seg.earliest, u64::MAX);
+    }
+
+    /// The segments' bookkeeping under random loads, puts, invalidations, clears, expiries and
+    /// evictions, through `join_or_lead` and `finish` (and its `absent` shortcut).
+    #[test]
+    fn the_bookkeeping_stays_consistent_under_random_loads_and_writes() {
+        fn check(store: &MemoryStore<u64>) {
+            let mut held = 0;
+            for (i, seg) in store.segments.iter().enumerate() {
+                let seg = seg.lock().unwrap();
+                assert_eq!(seg.keys.len(), seg.uses.len());
+                assert!(seg.keys.len() <= seg.capacity);
+                let mut seen = std::collections::HashSet::new();
+                for (slot, s) in seg.keys.iter().enumerate() {
+                    assert!(seen.insert(s.key), "a key twice in its segment");
+                    let index = ((s.key >> 64) as usize) & (store.segments.len() - 1);
+                    assert_eq!(index, i);
+                    let entry = store.map.get(&s.key).expect("a slot without an entry");
+                    assert_eq!(entry.slot.load(Ordering::Relaxed), slot);
+                    assert_eq!(entry.expires_at, s.expires_at);
+                }
+                held += seg.keys.len();
+            }
+            assert_eq!(held, store.map.len(), "an entry without a slot");
+        }
+        for capacity in [4usize, 16, 600] {
+            let (clock, hand) = Clock::manual();
+            let store = MemoryStore::with_clock(capacity, clock);
+            let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ capacity as u64;
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let keys = (capacity as u64) * 3;
+            let mut tickets: Vec<(u64, LoadTicket<'_, u64>)> = Vec::new();
+            for step in 0..60_000u64 {
+                let r = next();
+                let k = r % keys;
+                let ttl = match (r >> 20) % 3 {
+                    0 => None,
+                    1 => Some(Duration::from_millis(5)),
+                    _ => Some(Duration::from_millis(50)),
+                };
+                match (r >> 8) % 10 {
+                    0..=3 => {
+                        if store.get(key(k)).is_none() {
+                            if let Begin::Lead(t) = store.join_or_lead(key(k), true) {
+                                tickets.push((k, t));
+                            }
+                        }
+                    }
+                    4..=5 => {
+                        if !tickets.is_empty() {
+                            let i = (r >> 32) as usize % tickets.len();
+                            let (k, t) = tickets.swap_remove(i);
+                            t.finish(&k, Some(ttl));
+                        }
+                    }
+                    6 => {
+                        if !tickets.is_empty() {
+                            let i = (r >> 32) as usize % tickets.len();
+                            drop(tickets.swap_remove(i));
+                        }
+                    }
+                    7 => store.invalidate(key(k)),
+                    8 => store.put(key(k), &step, ttl),
+                    _ => {
+                        if (r >> 40) % 500 == 0 {
+                            store.clear();
+                        } else {
+                            hand.advance(Duration::from_millis(1 + (r >> 44) % 7));
+                        }
+                    }
+                }
+                if step % 97 == 0 {
+                    check(&store);
+                }
+            }
+            drop(tickets);
+            check(&store);
+            for seg in store.segments.iter() {
+                assert!(seg.lock().unwrap().loading.is_empty(), "a load left behind");
+            }
+        }
+    }
+
+    /// The memory store's single-flight through `CachedFn`, as generated code calls it.
+    mod calls {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Duration;
+
+        use tokio::sync::Notify;
+
+        use crate::cached_fn::{CachedFn, Spec, StoreKind};
+
+        const fn spec(function: &'static str) -> Spec {
+            Spec {
+                module: "memory_review",
+                function,
+                name: None,
+                version: 1,
+                ttl: None,
+                capacity: None,
+                store: StoreKind::Memory,
+                key_template: None,
+                l1_ttl: None,
+            }
+        }
+
+        static HERD: CachedFn<u64> = CachedFn::new(spec("herd"));
+        static HERD_RUNS: AtomicUsize = AtomicUsize::new(0);
+        static HERD_ENTERED: Notify = Notify::const_new();
+        static HERD_GATE: Notify = Notify::const_new();
+
+        /// The first run (the leader) waits for the test's gate; the others take 50 ms, a
+        /// database read's latency.
+        async fn herd() -> u64 {
+            HERD.get_or_load_always(HERD.digest_key(Ok(1)), || async {
+                let run = HERD_RUNS.fetch_add(1, Ordering::SeqCst);
+                if run == 0 {
+                    HERD_ENTERED.notify_one();
+                    HERD_GATE.notified().await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                run as u64
+            })
+            .await
+        }
+
+        static STRESS: CachedFn<u64> = CachedFn::new(spec("stress"));
+        static VERSIONS: [std::sync::atomic::AtomicU64; 4] =
+            [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+        /// The newest version whose write (the database's, then the cache's) has returned.
+        static RETURNED: [std::sync::atomic::AtomicU64; 4] =
+            [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+
+        async fn stress_read(id: u64) -> u64 {
+            STRESS
+                .get_or_load_always(STRESS.digest_key(Ok(id as u128)), || async move {
+                    let v = VERSIONS[id as usize].load(Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    if id == 3 && v % 7 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    v
+                })
+                .await
+        }
+
+        /// No read that begins after a write returned sees a version older than that write's,
+        /// with cancelled readers, puts, invalidations and clears; and no key is wedged.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn no_read_is_older_than_a_returned_write_and_no_key_wedges() {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut tasks = Vec::new();
+            for w in 0..2u64 {
+                let stop = stop.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        // Each writer its own keys: two puts of one key may land in any order.
+                        let id = (i % 2) * 2 + w;
+                        let v = VERSIONS[id as usize].fetch_add(1, Ordering::SeqCst) + 1;
+                        let key = STRESS.digest_key(Ok(id as u128));
+                        match i % 5 {
+                            0 => STRESS.put(&key, &v).await,
+                            4 if w == 0 && i % 50 == 0 => STRESS.clear().await,
+                            _ => STRESS.invalidate(key).await,
+                        }
+                        RETURNED[id as usize].fetch_max(v, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                    }
+                }));
+            }
+            for r in 0..6u64 {
+                let stop = stop.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        // A hit never yields: let the timers run.
+                        tokio::task::yield_now().await;
+                        i += 1;
+                        let id = (i * 7 + r) % 4;
+                        let floor = RETURNED[id as usize].load(Ordering::SeqCst);
+                        if i % 9 == 0 {
+                            // A caller that gives up.
+                            let _ =
+                                tokio::time::timeout(Duration::from_micros(50), stress_read(id))
+                                    .await;
+                            continue;
+                        }
+                        let seen = tokio::time::timeout(Duration::from_secs(2), stress_read(id))
+                            .await
+                            .expect("a wedged key");
+                        assert!(seen >= floor, "key {id}: read {seen} after write {floor}");
+                    }
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            stop.store(true, Ordering::SeqCst);
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let stats = STRESS.stats();
+            assert!(stats.loads > 100 && stats.misses > stats.loads, "{stats:?}");
+        }
+
+        static SYNC: CachedFn<u64> = CachedFn::new(spec("sync_stress"));
+        static SYNC_DB: [std::sync::atomic::AtomicU64; 2] =
+            [const { std::sync::atomic::AtomicU64::new(0) }; 2];
+        static SYNC_RETURNED: [std::sync::atomic::AtomicU64; 2] =
+            [const { std::sync::atomic::AtomicU64::new(0) }; 2];
+
+        /// Sync callers (parked waiters), with bodies that sometimes panic or fail: no stale
+        /// read after a write returned, no wedged key, no deadlock.
+        #[test]
+        fn sync_callers_read_nothing_stale_and_never_wedge() {
+            use crate::blocking::block_on;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut threads = Vec::new();
+            {
+                let stop = stop.clone();
+                threads.push(std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        let id = i % 2;
+                        let v = SYNC_DB[id as usize].fetch_add(1, Ordering::SeqCst) + 1;
+                        let key = SYNC.digest_key(Ok(id as u128));
+                        match i % 4 {
+                            0 => block_on(SYNC.put(&key, &v)),
+                            1 if i % 40 == 1 => SYNC.clear_blocking(),
+                            _ => SYNC.invalidate_blocking(key),
+                        }
+                        SYNC_RETURNED[id as usize].fetch_max(v, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }));
+            }
+            for r in 0..4u64 {
+                let stop = stop.clone();
+                threads.push(std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        let id = (i + r) % 2;
+                        let floor = SYNC_RETURNED[id as usize].load(Ordering::SeqCst);
+                        let key = SYNC.digest_key(Ok(id as u128));
+                        let got = std::panic::catch_unwind(|| {
+                            SYNC.get_or_load_blocking(key, || {
+                                let v = SYNC_DB[id as usize].load(Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_micros(100));
+                                match v % 13 {
+                                    0 => panic!("a body that panics"),
+                                    5 => None,
+                                    _ => Some(v),
+                                }
+                            })
+                        });
+                        if let Ok(Some(seen)) = got {
+                            assert!(seen >= floor, "key {id}: read {seen} after write {floor}");
+                        }
+                    }
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(1000));
+            stop.store(true, Ordering::SeqCst);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let ok = threads.into_iter().all(|t| t.join().is_ok());
+                let _ = tx.send(ok);
+            });
+            let ok = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a caller is stuck: a wedged key or a deadlock");
+            assert!(ok, "a thread failed");
+            let stats = SYNC.stats();
+            assert!(stats.loads > 100 && stats.load_errors > 0, "{stats:?}");
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn waiters_released_by_an_invalidation_share_one_fresh_load() {
+            let leader = tokio::spawn(herd());
+            HERD_ENTERED.notified().await;
+            let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(herd())).collect();
+            while HERD.stats().misses < 9 {
+                tokio::task::yield_now().await;
+            }
+            // Each waiter counts its miss just before it joins.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert_eq!(HERD_RUNS.load(Ordering::SeqCst), 1, "the 8 waiters joined");
+            HERD.invalidate(HERD.digest_key(Ok(1))).await;
+            HERD_GATE.notify_one();
+            leader.await.unwrap();
+            for waiter in waiters {
+                waiter.await.unwrap();
+            }
+            let runs = HERD_RUNS.load(Ordering::SeqCst);
+            assert!(
+                runs <= 2,
+                "{runs} body runs for one key: the leader's, then the 8 concurrent callers \
+                 it had should share one fresh load"
+            );
+        }
     }
 }
