@@ -39,6 +39,24 @@ pub struct Spec {
     pub l1_ttl: Option<Duration>,
 }
 
+#[cfg(test)]
+impl Spec {
+    /// A function on the memory store with every option at its default, for unit tests.
+    pub(crate) const fn memory_for_tests(module: &'static str, function: &'static str) -> Self {
+        Self {
+            module,
+            function,
+            name: None,
+            version: 1,
+            ttl: None,
+            capacity: None,
+            store: StoreKind::Memory,
+            key_template: None,
+            l1_ttl: None,
+        }
+    }
+}
+
 /// Where a function's values live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -276,13 +276,23 @@ where
             Err(ticket) => ticket,
         };
         let outcome = self.body(load).await;
+        self.finish_memory(&outcome, ticket);
+        outcome
+    }
+
+    /// Stores a memory store's loaded value through the load's ticket, for the ttl the policy
+    /// gives it, and hands it to the waiters (a call without a ticket stores nothing).
+    fn finish_memory<O: Outcome<Value = V>>(
+        &self,
+        outcome: &O,
+        ticket: Option<LoadTicket<'static, V>>,
+    ) {
         if let Some(value) = outcome.cacheable() {
             let admitted = self.admit(value);
             if let Some(ticket) = ticket {
                 ticket.finish(value, admitted);
             }
         }
-        outcome
     }
 
     /// A waiter of a memory store's load: its value, or, if that load failed (or an
@@ -385,13 +395,10 @@ where
         self.ctx.counters.loads.bump();
         let mut error_guard = LoadErrorGuard(Some(&self.ctx.counters.load_errors));
         let outcome = load();
-        if let Some(value) = outcome.cacheable() {
+        if outcome.cacheable().is_some() {
             error_guard.0 = None;
-            let admitted = self.admit(value);
-            if let Some(ticket) = ticket {
-                ticket.finish(value, admitted);
-            }
         }
+        self.finish_memory(&outcome, ticket);
         outcome
     }
 }

@@ -7,21 +7,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{flush, flush_within, BehindSpec, WriteBehind};
-use crate::cached_fn::{CachedFn, Spec, StoreKind};
+use crate::cached_fn::{CachedFn, Spec};
 use crate::write::Target;
 
 const fn spec(function: &'static str) -> Spec {
-    Spec {
-        module: "behind_tests",
-        function,
-        name: None,
-        version: 1,
-        ttl: None,
-        capacity: None,
-        store: StoreKind::Memory,
-        key_template: None,
-        l1_ttl: None,
-    }
+    Spec::memory_for_tests("behind_tests", function)
 }
 
 const fn behind(function: &'static str, delay_ms: u64) -> BehindSpec {

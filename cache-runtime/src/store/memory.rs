@@ -1407,20 +1407,10 @@ mod tests {
 
         use tokio::sync::Notify;
 
-        use crate::cached_fn::{CachedFn, Spec, StoreKind};
+        use crate::cached_fn::{CachedFn, Spec};
 
         const fn spec(function: &'static str) -> Spec {
-            Spec {
-                module: "memory_review",
-                function,
-                name: None,
-                version: 1,
-                ttl: None,
-                capacity: None,
-                store: StoreKind::Memory,
-                key_template: None,
-                l1_ttl: None,
-            }
+            Spec::memory_for_tests("memory_calls", function)
         }
 
         static HERD: CachedFn<u64> = CachedFn::new(spec("herd"));
