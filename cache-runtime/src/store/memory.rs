@@ -691,20 +691,16 @@ impl<V> Segment<V> {
 }
 
 /// A count-min sketch of how often each key was asked to be stored: four 4-bit counters a key,
-/// picked by its digest among sixteen a word, read as their minimum. Halved with the segment's
+/// one in each word of a block of four words (sixteen counters a word), picked by its digest,
+/// read as their minimum. Halved with the segment's
 /// use counters, so that the two compare.
 struct Sketch {
     table: Box<[u64]>,
 }
 
 impl Sketch {
-    /// Odd multipliers, one per counter of a key.
-    const SEEDS: [u64; 4] = [
-        0x9E37_79B9_7F4A_7C15,
-        0xC2B2_AE3D_27D4_EB4F,
-        0x1656_67B1_9E37_79F9,
-        0xD6E8_FEB8_6659_FD93,
-    ];
+    /// Odd multipliers: the first picks a key's block, the second its counters in it.
+    const SEEDS: [u64; 2] = [0x9E37_79B9_7F4A_7C15, 0xC2B2_AE3D_27D4_EB4F];
 
     fn new(capacity: usize) -> Self {
         let words = capacity.next_power_of_two().max(64);
@@ -713,14 +709,14 @@ impl Sketch {
         }
     }
 
-    /// The word and bit offset of each of `key`'s counters.
+    /// The word and bit offset of each of `key`'s counters: one in each word of a block of
+    /// four words, so that a key's counters share one or two cache lines rather than four.
     fn counters(&self, key: u128) -> [(usize, u32); 4] {
         let mixed = (key as u64) ^ ((key >> 64) as u64).rotate_left(32);
-        let mask = self.table.len() - 1;
-        std::array::from_fn(|i| {
-            let h = mixed.wrapping_mul(Self::SEEDS[i]);
-            ((h >> 32) as usize & mask, ((h >> 26) as u32 & 15) * 4)
-        })
+        let blocks = self.table.len() / 4;
+        let block = ((mixed.wrapping_mul(Self::SEEDS[0]) >> 32) as usize & (blocks - 1)) * 4;
+        let nibbles = mixed.wrapping_mul(Self::SEEDS[1]);
+        std::array::from_fn(|i| (block + i, ((nibbles >> (40 + 4 * i)) as u32 & 15) * 4))
     }
 
     /// Counts one more request for `key`; returns its estimate, this one included.
