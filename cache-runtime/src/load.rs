@@ -1,6 +1,6 @@
 //! The miss path of a call: join the key's load under way or lead one; the leader's lookup
-//! under its flight; the body, run once; the fill. On the memory store the key's flight is its
-//! place in the store ([`MemoryStore::join_or_lead`]); the shared stores' flights are in
+//! under its flight; the body, run once; the fill. The memory store keeps the key's load under
+//! way itself ([`MemoryStore::join_or_lead`]); the shared stores' flights are in
 //! [`crate::flight`]. A cached sync function takes the memory store's path, waiting for the
 //! leader by parking its thread ([`crate::blocking`]).
 
@@ -232,7 +232,6 @@ where
     /// joins the load under way, or leads one. The rest of the call is boxed, since it holds
     /// the body's future; the leader's and the waiter's in boxes of their own, each as small as
     /// its path.
-    #[allow(clippy::type_complexity)]
     pub(crate) fn miss_memory<O, F, Fut>(
         &'static self,
         memory: &'static MemoryStore<V>,
