@@ -393,18 +393,30 @@ mod tests {
         assert!(!wrote);
     }
 
+    /// A flight of key 1 whose fill passed its check and holds the gate while its `SET` is on
+    /// its way (the gate's guard), and a first invalidation, waiting for that write.
+    async fn a_write_under_way(
+        flights: &'static Flights<u64>,
+    ) -> (
+        FlightGuard<'static, u64>,
+        tokio::sync::MutexGuard<'static, ()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let Role::Lead(fill) = flights.join_or_lead(1) else {
+            panic!("leads");
+        };
+        let flight: &'static Arc<Flight<u64>> = Box::leak(Box::new(fill.flight().clone()));
+        let write = flight.gate.lock().await;
+        let first = tokio::spawn(flights.void(1));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        (fill, write, first)
+    }
+
     #[tokio::test]
     async fn a_second_invalidation_waits_for_the_write_the_first_one_waits_for() {
         // 'static, for the invalidations' tasks.
         let flights: &'static Flights<u64> = Box::leak(Box::default());
-        let Role::Lead(fill) = flights.join_or_lead(1) else {
-            panic!("leads");
-        };
-        // The fill passed its check and holds the gate while its `SET` is on its way.
-        let flight = fill.flight().clone();
-        let write = flight.gate.lock().await;
-        let first = tokio::spawn(flights.void(1));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (fill, write, first) = a_write_under_way(flights).await;
         let Role::Lead(next) = flights.join_or_lead(1) else {
             panic!("a stale flight is never joined: the next call leads");
         };
@@ -428,14 +440,7 @@ mod tests {
     #[tokio::test]
     async fn an_invalidation_waits_for_a_voided_write_after_the_next_flight_ended() {
         let flights: &'static Flights<u64> = Box::leak(Box::default());
-        let Role::Lead(fill) = flights.join_or_lead(1) else {
-            panic!("leads");
-        };
-        // F1's fill passed its check and holds the gate while its `SET` is on its way.
-        let flight = fill.flight().clone();
-        let write = flight.gate.lock().await;
-        let first = tokio::spawn(flights.void(1));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (fill, write, first) = a_write_under_way(flights).await;
         // The next call leads F2 (F1 is stale) and ends at once: its body failed, it was
         // cancelled, or its lookup hit. F2 leaves the map; F1 (still writing) is not in it.
         let Role::Lead(next) = flights.join_or_lead(1) else {
@@ -458,13 +463,7 @@ mod tests {
     #[tokio::test]
     async fn an_invalidation_waits_for_a_voided_write_behind_a_flight_that_ended() {
         let flights: &'static Flights<u64> = Box::leak(Box::default());
-        let Role::Lead(fill) = flights.join_or_lead(1) else {
-            panic!("leads");
-        };
-        let flight = fill.flight().clone();
-        let write = flight.gate.lock().await;
-        let first = tokio::spawn(flights.void(1));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (fill, write, first) = a_write_under_way(flights).await;
         // F2 leads after F1; a second invalidation voids F2 (and waits for F1).
         let Role::Lead(two) = flights.join_or_lead(1) else {
             panic!("leads");

@@ -208,25 +208,15 @@ impl<V: Clone> MemoryStore<V> {
         ttl: Option<Duration>,
         current: impl FnOnce() -> bool,
     ) -> Insert {
-        self.insert_with(key, || value, ttl, current)
-    }
-
-    /// [`MemoryStore::insert`] of the value `value()` makes, made only if it is stored.
-    pub(crate) fn insert_with(
-        &self,
-        key: u128,
-        value: impl FnOnce() -> V,
-        ttl: Option<Duration>,
-        current: impl FnOnce() -> bool,
-    ) -> Insert {
         let mut seg = self.segment(key);
         if !current() {
             return Insert::Stale;
         }
-        self.insert_locked(&mut seg, key, value, ttl, false)
+        self.insert_locked(&mut seg, key, || value, ttl, false)
     }
 
-    /// [`MemoryStore::insert_with`] under `key`'s segment lock, `seg`; `absent` if the caller
+    /// [`MemoryStore::insert`] of the value `value()` makes (made only if it is stored), under
+    /// `key`'s segment lock, `seg`; `absent` if the caller
     /// knows the map holds no entry of `key`.
     fn insert_locked(
         &self,

@@ -194,7 +194,7 @@ where
     ) {
         match self {
             Store::Memory(memory) => {
-                memory.insert_with(key.digest(), || value.clone(), ttl, || flight.current());
+                memory.insert(key.digest(), value.clone(), ttl, || flight.current());
             }
             #[cfg(feature = "redis")]
             Store::Redis(redis) => redis.fill(ctx, key, value, ttl, flight),
