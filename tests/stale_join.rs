@@ -28,7 +28,7 @@ async fn read_db(id: u64) -> u64 {
                 "-p",
                 &PORT.load(Ordering::SeqCst).to_string(),
             ])
-            .args(["CLIENT", "PAUSE", "800", "WRITE"])
+            .args(["CLIENT", "PAUSE", "550", "WRITE"])
             .stdout(std::process::Stdio::null())
             .status()
             .unwrap();
@@ -50,6 +50,9 @@ fn block(rt: &tokio::runtime::Runtime, d: Duration) {
     rt.spawn(async move { std::thread::sleep(d) });
 }
 
+/// Redis notices that a `CLIENT PAUSE` ran out in its cron, up to 100 ms (`hz 10`) after the
+/// time asked for, so each step of the schedule leaves 200 ms or more either side of a pause's
+/// end.
 fn sleep_until(start: Instant, ms: u64) {
     let at = start + Duration::from_millis(ms);
     let now = Instant::now();
@@ -84,14 +87,16 @@ fn a_call_after_an_invalidation_never_gets_a_value_read_from_redis_before_its_de
 
     let start = Instant::now();
     // C's first GET is held, then answered (a miss) while C's runtime is blocked.
-    server.cli(&["CLIENT", "PAUSE", "400", "ALL"]);
+    server.cli(&["CLIENT", "PAUSE", "300", "ALL"]);
     let c = rc.spawn(read_db(1));
     sleep_until(start, 100);
     block(&rc, Duration::from_millis(1500)); // until ~1600
     sleep_until(start, 550);
-    // E loads v0 and leads F1; its SET is held by a write pause until ~1350.
+    // E loads v0 and leads F1; its SET is held by a write pause until ~1100.
     PAUSE_IN_BODY.store(true, Ordering::SeqCst);
     assert_eq!(re.block_on(re.spawn(read_db(1))).unwrap(), 0);
+    // E returned before its fill sent the SET; an invalidation before it is sent would skip it.
+    server.wait_for_held_commands(1);
     // M writes v1 and invalidates: F1 marked stale, M waits for F1's gate.
     DB.store(1, Ordering::SeqCst);
     let m = rm.spawn(read_db_invalidate(1));
@@ -100,13 +105,13 @@ fn a_call_after_an_invalidation_never_gets_a_value_read_from_redis_before_its_de
     block(&rm, Duration::from_millis(1500)); // until ~2250: M cannot send its DEL
     sleep_until(start, 1450);
     assert_eq!(server.cli(&["GET", key]), "0", "F1's SET landed");
-    // C's next GET is held until ~2050, then answered while C's runtime is blocked again.
-    server.cli(&["CLIENT", "PAUSE", "600", "ALL"]);
+    // C's next GET is held until ~1950, then answered while C's runtime is blocked again.
+    server.cli(&["CLIENT", "PAUSE", "500", "ALL"]);
     // ~1600: C goes on: its GET missed, F1 is gone, it leads F2; a fill of its bucket ended
     // since its count was read, so it reads Redis again (held by the pause).
     sleep_until(start, 1750);
     block(&rc, Duration::from_millis(2000)); // until ~3750
-                                             // ~2050: C's GET runs (v0); ~2250: M sends its DEL, which is answered.
+                                             // ~1950: C's GET runs (v0); ~2250: M sends its DEL, which is answered.
     rm.block_on(m).unwrap();
     assert_eq!(server.cli(&["EXISTS", key]), "0", "M deleted the key");
     let m_returned = start.elapsed();

@@ -336,6 +336,25 @@ impl RedisServer {
         stdout.trim().to_owned()
     }
 
+    /// Waits, up to two seconds, until `n` clients have a command held by a `CLIENT PAUSE`
+    /// (the server's `blocked_clients`): a command sent by a task the test cannot see, such as
+    /// a fill's `SET`, has reached the server.
+    pub fn wait_for_held_commands(&self, n: usize) {
+        let want = format!("blocked_clients:{n}");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let info = self.cli(&["INFO", "clients"]);
+            if info.lines().any(|line| line.trim() == want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never held {n} commands; INFO clients:\n{info}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// The server's log so far (`<dir>/redis.log`, plus whatever it printed before the log
     /// file was open).
     pub fn log(&self) -> String {
