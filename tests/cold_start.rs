@@ -30,7 +30,9 @@ async fn the_first_calls_of_a_fresh_process_load_once() {
     cachette::Config::builder()
         .redis_url(server.url())
         .prefix("cold")
-        .redis_timeout(Duration::from_millis(100))
+        // Generous: a first call waits for the first subscription at most this long, and one
+        // that gives up first loads a value the subscription's arrival then voids.
+        .redis_timeout(Duration::from_secs(5))
         .install()
         .expect("the first configuration of this process");
     assert_eq!(tiered(1).await, 1);

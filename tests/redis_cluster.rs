@@ -3,6 +3,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use cachette::cached;
 use support::RedisCluster;
@@ -33,6 +34,8 @@ async fn keys_spread_over_all_masters_and_read_back() {
     let cluster = RedisCluster::start();
     cachette::Config::builder()
         .redis_url(cluster.urls().join(","))
+        // Generous, so that a loaded machine does not trip it: every call here must reach Redis.
+        .redis_timeout(Duration::from_secs(5))
         .install()
         .unwrap();
 

@@ -52,12 +52,12 @@ fn block(rt: &tokio::runtime::Runtime, d: Duration) {
 
 /// Redis notices that a `CLIENT PAUSE` ran out in its cron, up to 100 ms (`hz 10`) after the
 /// time asked for, so each step of the schedule leaves 200 ms or more either side of a pause's
-/// end.
+/// end; a step may come up to 100 ms late and the race is still staged as planned.
 fn sleep_until(start: Instant, ms: u64) {
     let at = start + Duration::from_millis(ms);
     let now = Instant::now();
     assert!(
-        now <= at + Duration::from_millis(50),
+        now <= at + Duration::from_millis(100),
         "harness late for {ms} ms"
     );
     std::thread::sleep(at.saturating_duration_since(now));

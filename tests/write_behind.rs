@@ -213,8 +213,9 @@ async fn ten_thousand_writes_from_64_tasks_end_in_order_with_each_keys_last_valu
     );
     assert_eq!(stats.queued, CALLS);
     assert_eq!(stats.written, writes);
+    // How many were coalesced depends on scheduling (none, on a loaded machine, is possible):
+    // `a_delay_holds_writes_back_and_flush_runs_them_now` counts coalescing exactly.
     assert_eq!(stats.written + stats.coalesced, CALLS);
-    assert!(writes < CALLS, "nothing was coalesced");
     assert_eq!((stats.depth, stats.failed), (0, 0));
     assert_eq!(stats.oldest_pending, None);
 }
@@ -606,6 +607,17 @@ async fn with_redis_down_a_read_returns_the_pending_value() {
     cachette::flush().await;
     assert_eq!(REMOTE_DB.read(3), Some(33));
     SERVER.lock().unwrap().thaw();
+    // The write's end sent a DEL to the frozen server, which timed out and is kept for replay
+    // while the client waits out Redis: the next test starts once Redis is back in use.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while remote_stats().pending_invalidations > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kept DEL was never replayed: {:?}",
+            remote_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Keeps `Arc` in use: the arguments a real body takes.

@@ -338,7 +338,8 @@ impl RedisServer {
 
     /// Waits, up to two seconds, until `n` clients have a command held by a `CLIENT PAUSE`
     /// (the server's `blocked_clients`): a command sent by a task the test cannot see, such as
-    /// a fill's `SET`, has reached the server.
+    /// a fill's `SET`, has reached the server. Only under a `CLIENT PAUSE … WRITE`: under
+    /// `… ALL`, its own `INFO` would be held too.
     pub fn wait_for_held_commands(&self, n: usize) {
         let want = format!("blocked_clients:{n}");
         let deadline = Instant::now() + Duration::from_secs(2);
