@@ -110,8 +110,9 @@ fn a_call_after_an_invalidation_never_gets_a_value_read_from_redis_before_its_de
     // ~1600: C goes on: its GET missed, F1 is gone, it leads F2; a fill of its bucket ended
     // since its count was read, so it reads Redis again (held by the pause).
     sleep_until(start, 1750);
-    block(&rc, Duration::from_millis(2000)); // until ~3750
-                                             // ~1950: C's GET runs (v0); ~2250: M sends its DEL, which is answered.
+    // Until ~3750. Meanwhile, ~1950: C's GET runs (v0); ~2250: M sends its DEL, which is
+    // answered.
+    block(&rc, Duration::from_millis(2000));
     rm.block_on(m).unwrap();
     assert_eq!(server.cli(&["EXISTS", key]), "0", "M deleted the key");
     let m_returned = start.elapsed();
