@@ -19,7 +19,9 @@
 //! When a segment is full, a fill samples a few of its keys at random: an expired one makes room,
 //! else the least used of the sample is the *victim* (sampled LFU). Beside its keys, a segment
 //! keeps a byte per key never above the key's use counter, so that a sample reads the counters
-//! in the map only where those bounds cannot decide. The new key takes the
+//! in the map only where those bounds cannot decide; and it counts its keys by bound, so that
+//! while nothing can have expired, a key that every bound already outranks is rejected with no
+//! sample at all. The new key takes the
 //! victim's place only if it was asked for more often than the victim was used (TinyLFU
 //! admission): once a segment has been full, every fill counts in the segment's count-min
 //! *sketch*, so a key that keeps missing climbs there, while a burst of one-time keys does not
@@ -105,13 +107,9 @@ struct Segment<V> {
     /// The keys held, each with its deadline, so that a sweep or an eviction finds expired
     /// entries without a look-up in the map.
     keys: Vec<Slot>,
-    /// For each key of `keys`, at the same index, a bound never above its entry's use counter:
-    /// set to the counter whenever the segment sets or reads it (fill, eviction sample,
-    /// aging), under the segment lock. Between those, only hits change the counter, and they
-    /// only raise it (a bump racing with aging may store a count from before the halving: the
-    /// counter is a load and a store, not a locked add). Dense, so that a sample reads a few
-    /// bytes close together.
-    uses: Vec<u8>,
+    /// For each key of `keys`, at the same index, a bound never above its entry's use counter
+    /// (see [`Uses`]).
+    uses: Uses,
     capacity: usize,
     rng: u64,
     hand: usize,
@@ -163,7 +161,7 @@ impl<V: Clone> MemoryStore<V> {
                 let share = capacity / count + usize::from(i < capacity % count);
                 Mutex::new(Segment {
                     keys: Vec::new(),
-                    uses: Vec::new(),
+                    uses: Uses::default(),
                     capacity: share,
                     rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
                     hand: 0,
@@ -479,11 +477,18 @@ impl<V: Clone> MemoryStore<V> {
     /// choice are those of reading every pick's use counter. A pick whose bound in `uses`
     /// (never above its counter) is at least the least use found so far (at first `freq`, at
     /// least one) is neither unused nor used less than that, so its counter is not read: a key
-    /// asked for no more often than every pick's bound is rejected with no look-up in the map.
+    /// asked for no more often than every pick's bound is rejected with no look-up in the map,
+    /// and, while nothing can have expired, one asked for no more often than every key's bound
+    /// with no picks at all.
     fn victim(&self, seg: &mut Segment<V>, now: u64, freq: u8) -> Choice {
         let len = seg.keys.len();
         if len == 0 {
             return Choice::Room;
+        }
+        if now < seg.earliest && seg.uses.lowest() >= freq {
+            // Nothing has expired, and every key's bound is at least `freq`: so is every
+            // pick's, and the sample would reject the key. It is rejected without one.
+            return Choice::Reject;
         }
         let mut choice = Choice::Reject;
         let mut lowest = freq;
@@ -495,7 +500,7 @@ impl<V: Clone> MemoryStore<V> {
                 self.expirations.fetch_add(1, Ordering::Relaxed);
                 return Choice::Room;
             }
-            if seg.uses[pick] >= lowest {
+            if seg.uses.bound(pick) >= lowest {
                 // Its counter is at least that: not below the least used so far, nor zero.
                 continue;
             }
@@ -504,7 +509,7 @@ impl<V: Clone> MemoryStore<V> {
                 continue;
             };
             let used = entry.freq.load(Ordering::Relaxed);
-            seg.uses[pick] = used;
+            seg.uses.set(pick, used);
             if used < lowest {
                 lowest = used;
                 choice = Choice::Evict(key, used);
@@ -519,11 +524,11 @@ impl<V: Clone> MemoryStore<V> {
 
     /// Halves every use counter of the segment, and its sketch, so past popularity fades.
     fn age(&self, seg: &mut Segment<V>) {
-        for (slot, used) in seg.keys.iter().zip(seg.uses.iter_mut()) {
+        for (index, slot) in seg.keys.iter().enumerate() {
             if let Some(entry) = self.map.get(&slot.key) {
                 let freq = entry.freq.load(Ordering::Relaxed) / 2;
                 entry.freq.store(freq, Ordering::Relaxed);
-                *used = freq;
+                seg.uses.set(index, freq);
             }
         }
         if let Some(sketch) = &mut seg.sketch {
@@ -636,6 +641,60 @@ impl<V: Clone> Drop for LoadTicket<'_, V> {
             // The waiters' channel closes with it: each of them runs its own load.
             self.leave();
         }
+    }
+}
+
+/// The use bounds of a segment's keys: for each key, at its index in the segment's `keys`, a
+/// bound never above its entry's use counter, set to the counter whenever the segment sets or
+/// reads it (fill, eviction sample, aging), under the segment lock. Between those, only hits
+/// change the counter, and they only raise it (a bump racing with aging may store a count from
+/// before the halving: the counter is a load and a store, not a locked add). Dense, so that a
+/// sample reads a few bytes close together; and counted by value, so that a fill that no key
+/// of the segment could lose its place to is rejected without a sample.
+#[derive(Default)]
+struct Uses {
+    bounds: Vec<u8>,
+    /// How many keys have each bound, `0..=MAX_FREQ`.
+    counts: [u32; MAX_FREQ as usize + 1],
+}
+
+impl Uses {
+    fn push(&mut self, bound: u8) {
+        self.bounds.push(bound);
+        self.counts[usize::from(bound)] += 1;
+    }
+
+    fn swap_remove(&mut self, index: usize) {
+        let bound = self.bounds.swap_remove(index);
+        self.counts[usize::from(bound)] -= 1;
+    }
+
+    fn bound(&self, index: usize) -> u8 {
+        self.bounds[index]
+    }
+
+    fn set(&mut self, index: usize, bound: u8) {
+        let old = std::mem::replace(&mut self.bounds[index], bound);
+        self.counts[usize::from(old)] -= 1;
+        self.counts[usize::from(bound)] += 1;
+    }
+
+    fn clear(&mut self) {
+        self.bounds.clear();
+        self.counts = Default::default();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.bounds.len()
+    }
+
+    /// The lowest bound of any key; above every counter when there is none.
+    fn lowest(&self) -> u8 {
+        self.counts
+            .iter()
+            .position(|&count| count > 0)
+            .map_or(u8::MAX, |bound| bound as u8)
     }
 }
 
@@ -1148,7 +1207,8 @@ mod tests {
 
     /// What a fill of `key` into its full segment does when every sampled counter is read (the
     /// plain rule `victim` must match): `None` if the key is rejected, else the key it
-    /// evicts; and the segment's random state after the sample.
+    /// evicts; and the segment's random state after the sample (as before it, when every key's
+    /// bound says the key is rejected, and no sample is drawn).
     fn plain_choice(store: &MemoryStore<u64>, key: u128) -> (Option<u128>, u64) {
         let seg = store.segment(key);
         assert!(seg.keys.len() >= seg.capacity);
@@ -1169,9 +1229,30 @@ mod tests {
                 min + 1
             }
         });
+        // A key no bound is below is rejected without a sample (its picks would all be skipped).
+        let lowest_bound = seg
+            .keys
+            .iter()
+            .zip(&seg.uses.bounds)
+            .map(|(slot, &bound)| match halve {
+                true => aged(
+                    store
+                        .map
+                        .get(&slot.key)
+                        .unwrap()
+                        .freq
+                        .load(Ordering::Relaxed),
+                ),
+                false => bound,
+            })
+            .min()
+            .unwrap();
+        if lowest_bound >= freq {
+            return (None, seg.rng);
+        }
         let mut rng = Segment::<u64> {
             keys: Vec::new(),
-            uses: Vec::new(),
+            uses: Uses::default(),
             capacity: 0,
             rng: seg.rng,
             hand: 0,
@@ -1209,7 +1290,7 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        let (mut admitted, mut rejected, mut raised) = (0, 0, 0);
+        let (mut admitted, mut rejected, mut raised, mut unsampled) = (0, 0, 0, 0);
         for _ in 0..40_000 {
             let r = next();
             // Skewed: a few hot keys, a warm range, and fresh one-time keys.
@@ -1225,14 +1306,18 @@ mod tests {
                 let seg = s.segment(key(i));
                 seg.keys
                     .iter()
-                    .zip(&seg.uses)
+                    .zip(&seg.uses.bounds)
                     .filter(|(slot, &used)| {
                         s.map.get(&slot.key).unwrap().freq.load(Ordering::Relaxed) > used
                     })
                     .count()
             };
             raised += below(&store);
+            let rng_before = store.segment(key(i)).rng;
             let (plain, rng_after) = plain_choice(&store, key(i));
+            if rng_after == rng_before {
+                unsampled += 1;
+            }
             let before = store
                 .segment(key(i))
                 .keys
@@ -1258,8 +1343,8 @@ mod tests {
             }
         }
         assert!(
-            admitted > 100 && rejected > 100,
-            "{admitted} admitted, {rejected} rejected"
+            admitted > 100 && rejected > unsampled + 100 && unsampled > 100,
+            "{admitted} admitted, {rejected} rejected, {unsampled} of them without a sample"
         );
         assert!(
             admitted + rejected > 2 * 300 * AGING_PERIOD,
@@ -1309,6 +1394,14 @@ mod tests {
             for (i, seg) in store.segments.iter().enumerate() {
                 let seg = seg.lock().unwrap();
                 assert_eq!(seg.keys.len(), seg.uses.len());
+                for (bound, &count) in seg.uses.counts.iter().enumerate() {
+                    let held = seg.uses.bounds.iter().filter(|&&b| usize::from(b) == bound);
+                    assert_eq!(
+                        held.count(),
+                        count as usize,
+                        "keys counted with bound {bound}"
+                    );
+                }
                 assert!(seg.keys.len() <= seg.capacity);
                 let mut seen = std::collections::HashSet::new();
                 for (slot, s) in seg.keys.iter().enumerate() {
