@@ -474,7 +474,7 @@ pub use cache_macros::cache_put;
 /// the call that made it.
 ///
 /// Call [`flush`] on a graceful shutdown: it runs every queued write now and returns when all
-/// have ended. Writes still queued when a process crashes are lost (see the README).
+/// those accepted before it have ended. Writes still queued when a process crashes are lost (see the README).
 ///
 /// ```
 /// use cachette::{cached, write_behind};

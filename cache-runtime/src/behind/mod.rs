@@ -31,6 +31,11 @@
 //! So per key, two writes never run at once nor out of order; a read sees the newest accepted
 //! value until the database has it; and the cache is never left holding a value the database
 //! refused.
+//!
+//! A [`flush`] waits for the writes accepted before it began, not for those accepted since:
+//! each write outstanding is known by the `seq` of the oldest write it stands for (its own, or
+//! that of the waiting write it replaced), and the flush waits until none below the next `seq`
+//! when it began is left. So it returns under a steady stream of writes too.
 
 mod overlay;
 #[cfg(test)]
@@ -38,7 +43,7 @@ mod tests;
 
 pub(crate) use overlay::Overlay;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -202,44 +207,81 @@ static FLUSH_STARTED: Notify = Notify::const_new();
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
 
 /// Runs every queued write now (skipping what is left of their `delay`), and returns when
-/// every write accepted so far, and any accepted meanwhile, has ended: written, or failed and
-/// reported to the failure handler. It also waits for the values calls have loaded to be
-/// stored in Redis: a miss returns before its `SET` is answered. Call it on a graceful
-/// shutdown, after the last call, so that the next process finds what this one loaded.
+/// every write accepted before the call has ended: written, or failed and reported to the
+/// failure handler (a newer write of the same key that took the place of one of them, too).
+/// It also waits for the values calls loaded before it to be stored in Redis: a miss returns
+/// before its `SET` is answered. What is accepted or loaded meanwhile is not waited for, so
+/// it returns under a steady stream of calls too. Call it on a graceful shutdown, after the
+/// last call, so that the next process finds what this one loaded.
 pub async fn flush() {
-    FLUSHING.fetch_add(1, Ordering::SeqCst);
-    let _flushing = FlushGuard;
-    FLUSH_STARTED.notify_waiters();
-    let queues = QUEUES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    for queue in queues {
-        let mut outstanding = queue.outstanding.subscribe();
-        // The sender lives as long as the queue, which is never dropped.
-        let _ = outstanding.wait_for(|n| *n == 0).await;
-    }
-    crate::store::fills::settled().await;
+    Flush::begin().wait().await;
 }
 
-/// [`flush`], giving up at `deadline`: returns how many writes (write-behind writes, and
-/// stores of loaded values) have not ended (0 when all have). Those left keep running.
+/// [`flush`], giving up at `deadline`: returns how many of the writes it waits for
+/// (write-behind writes, and stores of loaded values) have not ended (0 when all have). Those
+/// left keep running.
 pub async fn flush_within(deadline: Duration) -> usize {
-    if tokio::time::timeout(deadline, flush()).await.is_ok() {
+    let flush = Flush::begin();
+    if tokio::time::timeout(deadline, flush.wait()).await.is_ok() {
         return 0;
     }
-    let behind: usize = QUEUES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .map(|queue| *queue.outstanding.borrow())
-        .sum();
-    behind + crate::store::fills::in_flight()
+    flush.left()
 }
 
-struct FlushGuard;
+/// A flush under way: what was accepted, and loaded, before it began.
+struct Flush {
+    /// Writes with a lower sequence number were accepted before the flush began.
+    seq: u64,
+    /// The mark of the fills spawned before it began.
+    fills: u64,
+    queues: Vec<Arc<Queue>>,
+}
 
-impl Drop for FlushGuard {
+impl Flush {
+    fn begin() -> Self {
+        FLUSHING.fetch_add(1, Ordering::SeqCst);
+        FLUSH_STARTED.notify_waiters();
+        // Read before the queues are: a queue is listed before it takes its first write.
+        let seq = NEXT_SEQ.load(Ordering::SeqCst);
+        let queues = QUEUES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for queue in &queues {
+            // A write takes its number and joins the outstanding ones under this lock: once
+            // it is free, every write numbered below `seq` is among them.
+            drop(queue.lanes());
+        }
+        Self {
+            seq,
+            fills: crate::store::fills::mark(),
+            queues,
+        }
+    }
+
+    async fn wait(&self) {
+        for queue in &self.queues {
+            let mut outstanding = queue.outstanding.subscribe();
+            // The sender lives as long as the queue, which is never dropped.
+            let _ = outstanding
+                .wait_for(|firsts| firsts.first().map_or(true, |&first| first >= self.seq))
+                .await;
+        }
+        crate::store::fills::settled(self.fills).await;
+    }
+
+    /// The writes it waits for that have not ended.
+    fn left(&self) -> usize {
+        let behind: usize = self
+            .queues
+            .iter()
+            .map(|queue| queue.outstanding.borrow().range(..self.seq).count())
+            .sum();
+        behind + crate::store::fills::before(self.fills)
+    }
+}
+
+impl Drop for Flush {
     fn drop(&mut self) {
         FLUSHING.fetch_sub(1, Ordering::SeqCst);
     }
@@ -302,7 +344,7 @@ impl WriteBehind {
                 spec: self.spec,
                 room: Arc::new(Semaphore::new(self.spec.capacity.max(1))),
                 lanes: Mutex::new(HashMap::new()),
-                outstanding: watch::Sender::new(0),
+                outstanding: watch::Sender::new(BTreeSet::new()),
                 counters: Counters::default(),
             });
             QUEUES
@@ -320,8 +362,9 @@ struct Queue {
     spec: BehindSpec,
     room: Arc<Semaphore>,
     lanes: Mutex<HashMap<u128, Lane>>,
-    /// Writes accepted and not yet ended.
-    outstanding: watch::Sender<usize>,
+    /// The writes accepted and not yet ended, each by the sequence number of the oldest
+    /// write it stands for ([`Queued::first`]).
+    outstanding: watch::Sender<BTreeSet<u64>>,
     counters: Counters,
 }
 
@@ -345,6 +388,9 @@ struct Lane {
 /// An accepted write, waiting in its lane.
 struct Queued {
     seq: u64,
+    /// The sequence number of the oldest write this one stands for: its own, or that of the
+    /// write it replaced (coalescing), which a flush waits for through it.
+    first: u64,
     job: Box<dyn Job>,
     due: tokio::time::Instant,
     accepted: Instant,
@@ -377,6 +423,7 @@ impl Queue {
         hold(seq);
         let mut queued = Queued {
             seq,
+            first: seq,
             job: job(seq),
             due: now.0 + self.spec.delay,
             accepted: now.1,
@@ -389,12 +436,15 @@ impl Queue {
                     // one's permit goes back with it.
                     queued.due = waiting.due;
                     queued.accepted = waiting.accepted;
+                    queued.first = waiting.first;
                     *waiting = queued;
                     self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {
                     lane.waiting.push_back(queued);
-                    self.outstanding.send_modify(|n| *n += 1);
+                    self.outstanding.send_modify(|firsts| {
+                        firsts.insert(seq);
+                    });
                 }
             }
             return (seq, Arc::clone(&lane.order));
@@ -408,7 +458,9 @@ impl Queue {
                 order: Arc::clone(&order),
             },
         );
-        self.outstanding.send_modify(|n| *n += 1);
+        self.outstanding.send_modify(|firsts| {
+            firsts.insert(seq);
+        });
         drop(lanes);
         worker().spawn(run_lane(Arc::clone(self), lane_key, Arc::clone(&order)));
         (seq, order)
@@ -427,7 +479,7 @@ impl Queue {
             coalesced: c.coalesced.load(Ordering::Relaxed),
             retried: c.retried.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
-            depth: *self.outstanding.borrow() as u64,
+            depth: self.outstanding.borrow().len() as u64,
             oldest_pending: oldest.map(|at| at.elapsed()),
         }
     }
@@ -514,9 +566,12 @@ async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
         if let Some(lane) = queue.lanes().get_mut(&lane_key) {
             lane.running = None;
         }
-        // Room for the next caller, then the count a flush waits on.
+        // Room for the next caller, then the set a flush waits on.
+        let first = next.first;
         drop(next);
-        queue.outstanding.send_modify(|n| *n -= 1);
+        queue.outstanding.send_modify(|firsts| {
+            firsts.remove(&first);
+        });
     }
 }
 

@@ -212,3 +212,107 @@ fn a_write_whose_caller_and_runtime_went_away_still_runs() {
     eprintln!("left after 2 s: {left}, stats {:?}", GONE_W.stats());
     assert_eq!(left, 0, "an accepted write never runs");
 }
+
+// A flush waits for the writes accepted before it, not for those accepted meanwhile: under a
+// steady stream of writes it still returns (a shutdown must not hang on live traffic).
+static STREAM: CachedFn<u64> = CachedFn::new(spec("stream"));
+static STREAM_W: WriteBehind = WriteBehind::new(behind("write_stream", 0));
+static STREAM_DB: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+/// The newest key whose write was accepted (its call returned).
+static STREAM_ACCEPTED: AtomicU64 = AtomicU64::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_under_a_steady_stream_of_writes_returns_once_the_earlier_ones_ended() {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            // Each write's body takes 20 ms and one is accepted every 2 ms or so: some write
+            // is always outstanding.
+            let mut id = 0;
+            while !stop.load(Ordering::SeqCst) {
+                id += 1;
+                let key = STREAM.digest_key(Ok(u128::from(id)));
+                STREAM_W
+                    .submit(Target::new(&STREAM, key), id, move || async move {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        STREAM_DB.lock().unwrap().push(id);
+                        Ok(())
+                    })
+                    .await;
+                STREAM_ACCEPTED.store(id, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let accepted = STREAM_ACCEPTED.load(Ordering::SeqCst);
+    // The stream stops only once the flush has returned: a flush that waits for writes
+    // accepted meanwhile never does.
+    let flushed = tokio::time::timeout(Duration::from_secs(5), flush()).await;
+    let written = STREAM_DB.lock().unwrap().clone();
+    let outstanding = STREAM_W.stats().depth;
+    stop.store(true, Ordering::SeqCst);
+    traffic.await.unwrap();
+    assert!(accepted > 5, "the stream ran: {accepted} writes");
+    assert!(
+        flushed.is_ok(),
+        "the flush waited for the writes accepted after it ({outstanding} outstanding)"
+    );
+    let missing: Vec<u64> = (1..=accepted).filter(|id| !written.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "flush returned before writes accepted before it ended: {missing:?}"
+    );
+    assert!(outstanding > 0, "the stream kept writes outstanding");
+}
+
+// A write accepted before a flush and replaced by a newer one of its key meanwhile
+// (coalescing): the flush waits for the newer one, which carries it.
+static CARRY: CachedFn<u64> = CachedFn::new(spec("carry"));
+static CARRY_W: WriteBehind = WriteBehind::new(behind("write_carry", 0));
+static CARRY_DB: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static CARRY_GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+/// Bodies that reached the gate.
+static CARRY_ENTERED: AtomicU64 = AtomicU64::new(0);
+
+async fn write_carry(value: u64) {
+    let key = CARRY.digest_key(Ok(5));
+    CARRY_W
+        .submit(Target::new(&CARRY, key), value, move || async move {
+            // Each body waits for a permit of the test's.
+            CARRY_ENTERED.fetch_add(1, Ordering::SeqCst);
+            CARRY_GATE.acquire().await.unwrap().forget();
+            CARRY_DB.lock().unwrap().push(value);
+            Ok(())
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_waits_for_the_newer_write_that_replaced_an_earlier_one() {
+    // 1 runs (held at the gate), 2 waits behind it.
+    write_carry(1).await;
+    while CARRY_ENTERED.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    write_carry(2).await;
+    let flush = tokio::spawn(flush_within(Duration::from_secs(3)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // 3, accepted after the flush began, takes 2's place.
+    write_carry(3).await;
+    assert_eq!(CARRY_W.stats().coalesced, 1, "3 replaced 2");
+    CARRY_GATE.add_permits(1);
+    // 1 ends; the flush still waits, for 3.
+    while CARRY_DB.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !flush.is_finished(),
+        "the flush returned before 3, which carries 2, ran"
+    );
+    CARRY_GATE.add_permits(1);
+    assert_eq!(flush.await.unwrap(), 0);
+    assert_eq!(*CARRY_DB.lock().unwrap(), [1, 3]);
+}
