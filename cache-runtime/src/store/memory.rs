@@ -266,13 +266,21 @@ impl<V: Clone> MemoryStore<V> {
             match self.victim(seg, now, freq) {
                 Choice::Room => {}
                 Choice::Reject => return Insert::Rejected,
-                Choice::Evict(victim, used) => {
+                Choice::Evict(victim, used, index) => {
                     // The sketch remembers the victim's use, so that it can win its place back.
                     if let Some(sketch) = &mut seg.sketch {
                         sketch.raise(victim, used);
                     }
-                    self.remove_locked(seg, victim);
+                    let value = value();
+                    // The new key takes the victim's slot: no other key moves.
+                    self.map.remove(&victim);
+                    seg.keys[index] = Slot { key, expires_at };
+                    seg.uses.set(index, freq);
+                    seg.note_deadline(expires_at);
                     self.evictions.fetch_add(1, Ordering::Relaxed);
+                    self.map
+                        .insert(key, Entry::new(value, expires_at, freq, index));
+                    return Insert::Stored;
                 }
             }
         }
@@ -298,12 +306,7 @@ impl<V: Clone> MemoryStore<V> {
         seg.keys.push(Slot { key, expires_at });
         seg.uses.push(freq);
         seg.note_deadline(expires_at);
-        Entry {
-            value,
-            expires_at,
-            freq: AtomicU8::new(freq),
-            slot: AtomicUsize::new(slot),
-        }
+        Entry::new(value, expires_at, freq, slot)
     }
 
     /// Drops `key`. Returns whether a live entry was there.
@@ -512,7 +515,7 @@ impl<V: Clone> MemoryStore<V> {
             seg.uses.set(pick, used);
             if used < lowest {
                 lowest = used;
-                choice = Choice::Evict(key, used);
+                choice = Choice::Evict(key, used, pick);
                 if used == 0 {
                     // None is used less: the other samples would not change the choice.
                     break;
@@ -533,6 +536,17 @@ impl<V: Clone> MemoryStore<V> {
         }
         if let Some(sketch) = &mut seg.sketch {
             sketch.halve();
+        }
+    }
+}
+
+impl<V> Entry<V> {
+    fn new(value: V, expires_at: u64, freq: u8, slot: usize) -> Self {
+        Self {
+            value,
+            expires_at,
+            freq: AtomicU8::new(freq),
+            slot: AtomicUsize::new(slot),
         }
     }
 }
@@ -710,8 +724,9 @@ struct Slot {
 enum Choice {
     /// An expired entry was dropped: the new key takes its room.
     Room,
-    /// The new key replaces this entry, used this often.
-    Evict(u128, u8),
+    /// The new key replaces this entry, used this often, in its place in the segment's keys
+    /// (at this index).
+    Evict(u128, u8, usize),
     /// The new key was asked for no more often than any sampled entry was used.
     Reject,
 }
