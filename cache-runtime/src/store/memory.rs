@@ -52,7 +52,7 @@
 use std::collections::hash_map::Entry as HashEntry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -77,7 +77,7 @@ const MAX_SEGMENTS: usize = 64;
 
 /// A bounded in-memory store of typed values.
 pub(crate) struct MemoryStore<V> {
-    map: DashMap<u128, Entry<V>, BuildHasherDefault<DigestHasher>>,
+    map: DashMap<Digest, Entry<V>, BuildHasherDefault<DigestHasher>>,
     segments: Box<[Mutex<Segment<V>>]>,
     clock: Clock,
     evictions: AtomicUsize,
@@ -89,8 +89,8 @@ struct Entry<V> {
     /// Milliseconds on the store's clock; `u64::MAX` for never.
     expires_at: u64,
     freq: AtomicU8,
-    /// Index of this key in its segment's `keys`.
-    slot: AtomicUsize,
+    /// Index of this key in its segment's `keys` (a segment holds at most `u32::MAX` keys).
+    slot: AtomicU32,
 }
 
 /// A load of a cached function's key under way: its flight (see
@@ -149,7 +149,8 @@ impl<V: Clone> MemoryStore<V> {
 
     /// A store reading time from `clock`.
     pub(crate) fn with_clock(capacity: usize, clock: Clock) -> Self {
-        let capacity = capacity.max(1);
+        // No segment holds more than `u32::MAX` keys (an entry's slot is a `u32`).
+        let capacity = capacity.clamp(1, (u32::MAX as usize).saturating_mul(MAX_SEGMENTS));
         let count = (capacity / MIN_SEGMENT).clamp(1, MAX_SEGMENTS);
         let count = if count.is_power_of_two() {
             count
@@ -189,7 +190,7 @@ impl<V: Clone> MemoryStore<V> {
         // Read before the shard lock, whose locked instruction would otherwise hold the clock
         // read back until it retires: in this order the two overlap. An entry without a ttl expires at `u64::MAX`, which no clock reaches.
         let now = self.clock.now_ms();
-        let entry = self.map.get(&key)?;
+        let entry = self.map.get(&Digest::of(key))?;
         if entry.expires_at <= now {
             return None;
         }
@@ -231,7 +232,7 @@ impl<V: Clone> MemoryStore<V> {
             // Nothing to sweep, age or evict: no other key leaves the map, so the key's shard
             // can stay locked from the look-up to the insert. (Dropping a key while it is held
             // would deadlock if the two shared a shard.)
-            match self.map.entry(key) {
+            match self.map.entry(Digest::of(key)) {
                 MapEntry::Occupied(mut held) => {
                     Self::update(seg, held.get_mut(), value(), expires_at);
                 }
@@ -244,7 +245,7 @@ impl<V: Clone> MemoryStore<V> {
             return Insert::Stored;
         }
         if !absent {
-            if let Some(mut entry) = self.map.get_mut(&key) {
+            if let Some(mut entry) = self.map.get_mut(&Digest::of(key)) {
                 Self::update(seg, &mut entry, value(), expires_at);
                 return Insert::Stored;
             }
@@ -273,19 +274,19 @@ impl<V: Clone> MemoryStore<V> {
                     }
                     let value = value();
                     // The new key takes the victim's slot: no other key moves.
-                    self.map.remove(&victim);
+                    self.map.remove(&Digest::of(victim));
                     seg.keys[index] = Slot { key, expires_at };
                     seg.uses.set(index, freq);
                     seg.note_deadline(expires_at);
                     self.evictions.fetch_add(1, Ordering::Relaxed);
                     self.map
-                        .insert(key, Entry::new(value, expires_at, freq, index));
+                        .insert(Digest::of(key), Entry::new(value, expires_at, freq, index));
                     return Insert::Stored;
                 }
             }
         }
         let entry = Self::new_entry(seg, key, value(), expires_at, freq);
-        self.map.insert(key, entry);
+        self.map.insert(Digest::of(key), entry);
         Insert::Stored
     }
 
@@ -293,7 +294,7 @@ impl<V: Clone> MemoryStore<V> {
     fn update(seg: &mut Segment<V>, entry: &mut Entry<V>, value: V, expires_at: u64) {
         entry.value = value;
         entry.expires_at = expires_at;
-        let slot = entry.slot.load(Ordering::Relaxed);
+        let slot = entry.slot.load(Ordering::Relaxed) as usize;
         if let Some(slot) = seg.keys.get_mut(slot) {
             slot.expires_at = expires_at;
         }
@@ -326,7 +327,7 @@ impl<V: Clone> MemoryStore<V> {
                 loading.dropped();
             }
             for slot in seg.keys.drain(..) {
-                self.map.remove(&slot.key);
+                self.map.remove(&Digest::of(slot.key));
             }
             seg.uses.clear();
             seg.hand = 0;
@@ -382,7 +383,7 @@ impl<V: Clone> MemoryStore<V> {
             HashEntry::Vacant(place) => place,
         };
         let now = self.clock.now_ms();
-        let held = match self.map.get(&key) {
+        let held = match self.map.get(&Digest::of(key)) {
             Some(entry) if entry.expires_at > now => return Begin::Found(entry.used()),
             held => held.is_some(),
         };
@@ -430,8 +431,8 @@ impl<V: Clone> MemoryStore<V> {
 
     /// Removes `key` from the map and from `seg`, returning its deadline if it was there.
     fn remove_locked(&self, seg: &mut Segment<V>, key: u128) -> Option<u64> {
-        let (_, entry) = self.map.remove(&key)?;
-        let slot = entry.slot.load(Ordering::Relaxed);
+        let (_, entry) = self.map.remove(&Digest::of(key))?;
+        let slot = entry.slot.load(Ordering::Relaxed) as usize;
         seg.keys.swap_remove(slot);
         seg.uses.swap_remove(slot);
         if let Some(&moved) = seg.keys.get(slot) {
@@ -439,8 +440,8 @@ impl<V: Clone> MemoryStore<V> {
                 // Moved behind the hand: this pass will not see it.
                 seg.pass_earliest = seg.pass_earliest.min(moved.expires_at);
             }
-            if let Some(moved) = self.map.get(&moved.key) {
-                moved.slot.store(slot, Ordering::Relaxed);
+            if let Some(moved) = self.map.get(&Digest::of(moved.key)) {
+                moved.slot.store(slot as u32, Ordering::Relaxed);
             }
         }
         Some(entry.expires_at)
@@ -508,7 +509,7 @@ impl<V: Clone> MemoryStore<V> {
                 continue;
             }
             let key = seg.keys[pick].key;
-            let Some(entry) = self.map.get(&key) else {
+            let Some(entry) = self.map.get(&Digest::of(key)) else {
                 continue;
             };
             let used = entry.freq.load(Ordering::Relaxed);
@@ -528,7 +529,7 @@ impl<V: Clone> MemoryStore<V> {
     /// Halves every use counter of the segment, and its sketch, so past popularity fades.
     fn age(&self, seg: &mut Segment<V>) {
         for (index, slot) in seg.keys.iter().enumerate() {
-            if let Some(entry) = self.map.get(&slot.key) {
+            if let Some(entry) = self.map.get(&Digest::of(slot.key)) {
                 let freq = entry.freq.load(Ordering::Relaxed) / 2;
                 entry.freq.store(freq, Ordering::Relaxed);
                 seg.uses.set(index, freq);
@@ -546,7 +547,8 @@ impl<V> Entry<V> {
             value,
             expires_at,
             freq: AtomicU8::new(freq),
-            slot: AtomicUsize::new(slot),
+            // The store's capacity bounds every segment's below `u32::MAX` keys.
+            slot: AtomicU32::new(slot as u32),
         }
     }
 }
@@ -824,6 +826,25 @@ impl Sketch {
     }
 }
 
+/// A key of the map: a 128-bit digest as two words, so that an entry aligns to 8 bytes, not
+/// to the 16 of a `u128`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Digest([u64; 2]);
+
+impl Digest {
+    #[inline(always)]
+    fn of(key: u128) -> Self {
+        Self([key as u64, (key >> 64) as u64])
+    }
+}
+
+impl std::hash::Hash for Digest {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0[0]);
+    }
+}
+
 /// The map's hasher: keys are already uniform 128-bit digests, so their low 64 bits serve.
 #[derive(Default)]
 pub(crate) struct DigestHasher(u64);
@@ -846,6 +867,11 @@ impl Hasher for DigestHasher {
     fn write_u128(&mut self, key: u128) {
         self.0 = key as u64;
     }
+
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
+    }
 }
 
 #[cfg(test)]
@@ -856,6 +882,13 @@ mod tests {
     fn key(i: u64) -> u128 {
         // Spread like real digests do.
         xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes())
+    }
+
+    #[test]
+    fn a_string_entry_takes_seven_words_in_the_map() {
+        // The digest (two words), the `String` (three), the deadline, and the slot and use
+        // counter in one word: no padding.
+        assert_eq!(std::mem::size_of::<(Digest, Entry<String>)>(), 56);
     }
 
     #[test]
@@ -1253,7 +1286,7 @@ mod tests {
                 true => aged(
                     store
                         .map
-                        .get(&slot.key)
+                        .get(&Digest::of(slot.key))
                         .unwrap()
                         .freq
                         .load(Ordering::Relaxed),
@@ -1281,7 +1314,14 @@ mod tests {
         let (len, mut victim, mut lowest) = (seg.keys.len(), None, u8::MAX);
         for _ in 0..SAMPLES.min(len) {
             let pick = seg.keys[rng.pick(len)].key;
-            let used = aged(store.map.get(&pick).unwrap().freq.load(Ordering::Relaxed));
+            let used = aged(
+                store
+                    .map
+                    .get(&Digest::of(pick))
+                    .unwrap()
+                    .freq
+                    .load(Ordering::Relaxed),
+            );
             if used < lowest {
                 lowest = used;
                 victim = Some(pick);
@@ -1323,7 +1363,12 @@ mod tests {
                     .iter()
                     .zip(&seg.uses.bounds)
                     .filter(|(slot, &used)| {
-                        s.map.get(&slot.key).unwrap().freq.load(Ordering::Relaxed) > used
+                        s.map
+                            .get(&Digest::of(slot.key))
+                            .unwrap()
+                            .freq
+                            .load(Ordering::Relaxed)
+                            > used
                     })
                     .count()
             };
@@ -1350,7 +1395,7 @@ mod tests {
                     assert_eq!(outcome, Insert::Stored);
                     assert!(before.contains(&victim));
                     assert!(
-                        store.map.get(&victim).is_none(),
+                        store.map.get(&Digest::of(victim)).is_none(),
                         "the plain rule's victim went"
                     );
                     admitted += 1;
@@ -1423,8 +1468,11 @@ mod tests {
                     assert!(seen.insert(s.key), "a key twice in its segment");
                     let index = ((s.key >> 64) as usize) & (store.segments.len() - 1);
                     assert_eq!(index, i);
-                    let entry = store.map.get(&s.key).expect("a slot without an entry");
-                    assert_eq!(entry.slot.load(Ordering::Relaxed), slot);
+                    let entry = store
+                        .map
+                        .get(&Digest::of(s.key))
+                        .expect("a slot without an entry");
+                    assert_eq!(entry.slot.load(Ordering::Relaxed) as usize, slot);
                     assert_eq!(entry.expires_at, s.expires_at);
                 }
                 held += seg.keys.len();
