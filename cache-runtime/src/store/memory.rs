@@ -275,7 +275,10 @@ impl<V: Clone> MemoryStore<V> {
                     let value = value();
                     // The new key takes the victim's slot: no other key moves.
                     self.map.remove(&Digest::of(victim));
-                    seg.keys[index] = Slot { key, expires_at };
+                    seg.keys[index] = Slot {
+                        key: Digest::of(key),
+                        expires_at,
+                    };
                     seg.uses.set(index, freq);
                     seg.note_deadline(expires_at);
                     self.evictions.fetch_add(1, Ordering::Relaxed);
@@ -304,7 +307,10 @@ impl<V: Clone> MemoryStore<V> {
     /// Takes a new key into `seg`, used `freq` times: the entry to put in the map.
     fn new_entry(seg: &mut Segment<V>, key: u128, value: V, expires_at: u64, freq: u8) -> Entry<V> {
         let slot = seg.keys.len();
-        seg.keys.push(Slot { key, expires_at });
+        seg.keys.push(Slot {
+            key: Digest::of(key),
+            expires_at,
+        });
         seg.uses.push(freq);
         seg.note_deadline(expires_at);
         Entry::new(value, expires_at, freq, slot)
@@ -327,7 +333,7 @@ impl<V: Clone> MemoryStore<V> {
                 loading.dropped();
             }
             for slot in seg.keys.drain(..) {
-                self.map.remove(&Digest::of(slot.key));
+                self.map.remove(&slot.key);
             }
             seg.uses.clear();
             seg.hand = 0;
@@ -440,7 +446,7 @@ impl<V: Clone> MemoryStore<V> {
                 // Moved behind the hand: this pass will not see it.
                 seg.pass_earliest = seg.pass_earliest.min(moved.expires_at);
             }
-            if let Some(moved) = self.map.get(&Digest::of(moved.key)) {
+            if let Some(moved) = self.map.get(&moved.key) {
                 moved.slot.store(slot as u32, Ordering::Relaxed);
             }
         }
@@ -464,7 +470,7 @@ impl<V: Clone> MemoryStore<V> {
             }
             let Slot { key, expires_at } = seg.keys[seg.hand];
             if expires_at <= now {
-                self.remove_locked(seg, key);
+                self.remove_locked(seg, key.get());
                 self.expirations.fetch_add(1, Ordering::Relaxed);
             } else {
                 seg.pass_earliest = seg.pass_earliest.min(expires_at);
@@ -500,7 +506,7 @@ impl<V: Clone> MemoryStore<V> {
             let pick = seg.pick(len);
             // Before `earliest`, no key of the segment has expired.
             if now >= seg.earliest && seg.keys[pick].expires_at <= now {
-                self.remove_locked(seg, seg.keys[pick].key);
+                self.remove_locked(seg, seg.keys[pick].key.get());
                 self.expirations.fetch_add(1, Ordering::Relaxed);
                 return Choice::Room;
             }
@@ -508,7 +514,7 @@ impl<V: Clone> MemoryStore<V> {
                 // Its counter is at least that: not below the least used so far, nor zero.
                 continue;
             }
-            let key = seg.keys[pick].key;
+            let key = seg.keys[pick].key.get();
             let Some(entry) = self.map.get(&Digest::of(key)) else {
                 continue;
             };
@@ -529,7 +535,7 @@ impl<V: Clone> MemoryStore<V> {
     /// Halves every use counter of the segment, and its sketch, so past popularity fades.
     fn age(&self, seg: &mut Segment<V>) {
         for (index, slot) in seg.keys.iter().enumerate() {
-            if let Some(entry) = self.map.get(&Digest::of(slot.key)) {
+            if let Some(entry) = self.map.get(&slot.key) {
                 let freq = entry.freq.load(Ordering::Relaxed) / 2;
                 entry.freq.store(freq, Ordering::Relaxed);
                 seg.uses.set(index, freq);
@@ -717,7 +723,7 @@ impl Uses {
 /// A key of a segment, with its entry's deadline.
 #[derive(Clone, Copy)]
 struct Slot {
-    key: u128,
+    key: Digest,
     /// As the entry's `expires_at`; kept in step under the segment lock.
     expires_at: u64,
 }
@@ -826,8 +832,8 @@ impl Sketch {
     }
 }
 
-/// A key of the map: a 128-bit digest as two words, so that an entry aligns to 8 bytes, not
-/// to the 16 of a `u128`.
+/// A key of the map and of a segment: a 128-bit digest as two words, so that an entry or a
+/// slot aligns to 8 bytes, not to the 16 of a `u128`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Digest([u64; 2]);
 
@@ -835,6 +841,11 @@ impl Digest {
     #[inline(always)]
     fn of(key: u128) -> Self {
         Self([key as u64, (key >> 64) as u64])
+    }
+
+    #[inline(always)]
+    fn get(self) -> u128 {
+        u128::from(self.0[0]) | u128::from(self.0[1]) << 64
     }
 }
 
@@ -885,10 +896,12 @@ mod tests {
     }
 
     #[test]
-    fn a_string_entry_takes_seven_words_in_the_map() {
+    fn a_string_entry_takes_seven_words_in_the_map_and_three_in_its_segment() {
         // The digest (two words), the `String` (three), the deadline, and the slot and use
         // counter in one word: no padding.
         assert_eq!(std::mem::size_of::<(Digest, Entry<String>)>(), 56);
+        // The digest and the deadline.
+        assert_eq!(std::mem::size_of::<Slot>(), 24);
     }
 
     #[test]
@@ -1207,7 +1220,7 @@ mod tests {
         let store = MemoryStore::with_clock(400, clock);
         let fill = |i: u64, ttl: Option<Duration>| store.insert(key(i), i, ttl, || true);
         let sweep_hand = || store.segment(key(0)).hand;
-        let last = || store.segment(key(0)).keys.last().map(|slot| slot.key);
+        let last = || store.segment(key(0)).keys.last().map(|slot| slot.key.get());
         fill(0, Some(Duration::from_secs(1)));
         for i in 1..=20 {
             fill(i, None);
@@ -1231,10 +1244,10 @@ mod tests {
         while last() != Some(key(99)) {
             assert!(store.remove(last().unwrap()));
         }
-        let behind = store.segment(key(0)).keys[0].key;
+        let behind = store.segment(key(0)).keys[0].key.get();
         assert!(sweep_hand() > 0);
         assert!(store.remove(behind));
-        assert_eq!(store.segment(key(0)).keys[0].key, key(99));
+        assert_eq!(store.segment(key(0)).keys[0].key.get(), key(99));
         // The pass ends, with only keys that never expire ahead of it.
         loop {
             let before = sweep_hand();
@@ -1286,7 +1299,7 @@ mod tests {
                 true => aged(
                     store
                         .map
-                        .get(&Digest::of(slot.key))
+                        .get(&slot.key)
                         .unwrap()
                         .freq
                         .load(Ordering::Relaxed),
@@ -1313,7 +1326,7 @@ mod tests {
         };
         let (len, mut victim, mut lowest) = (seg.keys.len(), None, u8::MAX);
         for _ in 0..SAMPLES.min(len) {
-            let pick = seg.keys[rng.pick(len)].key;
+            let pick = seg.keys[rng.pick(len)].key.get();
             let used = aged(
                 store
                     .map
@@ -1363,12 +1376,7 @@ mod tests {
                     .iter()
                     .zip(&seg.uses.bounds)
                     .filter(|(slot, &used)| {
-                        s.map
-                            .get(&Digest::of(slot.key))
-                            .unwrap()
-                            .freq
-                            .load(Ordering::Relaxed)
-                            > used
+                        s.map.get(&slot.key).unwrap().freq.load(Ordering::Relaxed) > used
                     })
                     .count()
             };
@@ -1382,7 +1390,7 @@ mod tests {
                 .segment(key(i))
                 .keys
                 .iter()
-                .map(|s| s.key)
+                .map(|s| s.key.get())
                 .collect::<Vec<_>>();
             let outcome = store.insert(key(i), i, None, || true);
             assert_eq!(store.segment(key(i)).rng, rng_after, "the same picks");
@@ -1465,13 +1473,10 @@ mod tests {
                 assert!(seg.keys.len() <= seg.capacity);
                 let mut seen = std::collections::HashSet::new();
                 for (slot, s) in seg.keys.iter().enumerate() {
-                    assert!(seen.insert(s.key), "a key twice in its segment");
-                    let index = ((s.key >> 64) as usize) & (store.segments.len() - 1);
+                    assert!(seen.insert(s.key.get()), "a key twice in its segment");
+                    let index = ((s.key.get() >> 64) as usize) & (store.segments.len() - 1);
                     assert_eq!(index, i);
-                    let entry = store
-                        .map
-                        .get(&Digest::of(s.key))
-                        .expect("a slot without an entry");
+                    let entry = store.map.get(&s.key).expect("a slot without an entry");
                     assert_eq!(entry.slot.load(Ordering::Relaxed) as usize, slot);
                     assert_eq!(entry.expires_at, s.expires_at);
                 }
