@@ -88,7 +88,7 @@ pub(crate) async fn settled(mark: u64) {
         tokio::pin!(ended);
         // Registered before the set is read, so an end in between is not missed.
         ended.as_mut().enable();
-        if before(mark) == 0 {
+        if fills().running.first().map_or(true, |&first| first >= mark) {
             return;
         }
         ended.await;

@@ -2,7 +2,8 @@
 //!
 //! # Shape
 //!
-//! Values live in one `DashMap<u128, Entry<V>>`, keyed by the 128-bit digest. A hit takes one
+//! Values live in one `DashMap<Digest, Entry<V>>`, keyed by the 128-bit digest (as two words,
+//! hashed by the low one). A hit takes one
 //! shard read lock, compares the entry's deadline with the clock, bumps a 4-bit use counter and
 //! clones the value: nothing is serialized and nothing is locked store-wide.
 //!
@@ -273,8 +274,10 @@ impl<V: Clone> MemoryStore<V> {
                         sketch.raise(victim, used);
                     }
                     let value = value();
-                    // The new key takes the victim's slot: no other key moves.
-                    self.map.remove(&Digest::of(victim));
+                    // The new key takes the victim's slot: no other key moves. The victim's
+                    // value is dropped last, once the segment is consistent again (its drop
+                    // is a user's code, and may panic).
+                    let evicted = self.map.remove(&Digest::of(victim));
                     seg.keys[index] = Slot {
                         key: Digest::of(key),
                         expires_at,
@@ -284,6 +287,7 @@ impl<V: Clone> MemoryStore<V> {
                     self.evictions.fetch_add(1, Ordering::Relaxed);
                     self.map
                         .insert(Digest::of(key), Entry::new(value, expires_at, freq, index));
+                    drop(evicted);
                     return Insert::Stored;
                 }
             }
@@ -332,15 +336,20 @@ impl<V: Clone> MemoryStore<V> {
             for (_, loading) in seg.loading.drain() {
                 loading.dropped();
             }
-            for slot in seg.keys.drain(..) {
-                self.map.remove(&slot.key);
-            }
+            // The values are dropped once the segment is empty and consistent (a drop may
+            // panic).
+            let removed: Vec<_> = seg
+                .keys
+                .drain(..)
+                .filter_map(|slot| self.map.remove(&slot.key))
+                .collect();
             seg.uses.clear();
             seg.hand = 0;
             seg.earliest = u64::MAX;
             seg.pass_earliest = u64::MAX;
             seg.fills_since_aging = 0;
             seg.sketch = None;
+            drop(removed);
         }
     }
 
@@ -1440,6 +1449,60 @@ mod tests {
         assert!(store.segment(key(0)).hand <= 20);
         assert!(store.expirations() > 0, "the sample saw expired entries");
         assert_eq!(store.evictions(), 0, "room was made, not taken");
+    }
+
+    /// A value whose drop panics while armed, for the first value below 100 dropped.
+    struct PanicsOnDrop(u64);
+    static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    impl Clone for PanicsOnDrop {
+        fn clone(&self) -> Self {
+            Self(self.0)
+        }
+    }
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            if self.0 < 100 && ARMED.swap(false, Ordering::SeqCst) {
+                panic!("a value's drop panicked");
+            }
+        }
+    }
+
+    #[test]
+    fn a_victim_whose_drop_panics_leaves_its_segment_consistent() {
+        let store = MemoryStore::new(8);
+        for i in 0..8 {
+            store.insert(key(i), PanicsOnDrop(i), None, || true);
+        }
+        ARMED.store(true, Ordering::SeqCst);
+        // A key asked for again and again wins a place: its fill evicts a resident, whose drop
+        // panics under the segment lock.
+        let mut panicked = false;
+        for _ in 0..4 {
+            let fill = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.insert(key(500), PanicsOnDrop(500), None, || true)
+            }));
+            if fill.is_err() {
+                panicked = true;
+                break;
+            }
+        }
+        assert!(panicked, "no eviction dropped a resident");
+        let seg = store.segment(key(0));
+        assert_eq!(seg.keys.len(), store.map.len(), "a slot without an entry");
+        for (index, slot) in seg.keys.iter().enumerate() {
+            let entry = store.map.get(&slot.key).expect("a slot without an entry");
+            assert_eq!(entry.slot.load(Ordering::Relaxed) as usize, index);
+        }
+        assert_eq!(seg.uses.len(), seg.keys.len());
+        drop(seg);
+        // A clear whose first drop panics still empties the segment and the map alike.
+        ARMED.store(true, Ordering::SeqCst);
+        let clear = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.clear()));
+        assert!(clear.is_err(), "no resident's drop ran");
+        assert!(store.segment(key(0)).keys.is_empty());
+        assert_eq!(store.map.len(), 0, "entries left without a slot");
     }
 
     #[test]
