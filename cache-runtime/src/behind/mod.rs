@@ -553,7 +553,11 @@ async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
         order.wait(next.seq).await;
         let outcome = attempts(&queue, next.job.as_mut()).await;
         let written = outcome.is_ok();
-        next.job.end(written).await;
+        // The end runs a user's code (a value's drop, a store's put): a panic there must not
+        // take the lane down, or its later writes would never run, nor a flush return.
+        if let Err(panic) = CatchUnwind(next.job.end(written)).await {
+            tracing::error!(function = %queue.name, %panic, "cachette: a write-behind write's end panicked");
+        }
         match outcome {
             Ok(()) => {
                 queue.counters.written.fetch_add(1, Ordering::Relaxed);
@@ -566,9 +570,12 @@ async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
         if let Some(lane) = queue.lanes().get_mut(&lane_key) {
             lane.running = None;
         }
-        // Room for the next caller, then the set a flush waits on.
+        // Room for the next caller, then the set a flush waits on. (A panicking drop of the
+        // body's captures still drops the rest, the permit with them.)
         let first = next.first;
-        drop(next);
+        if std::panic::catch_unwind(AssertUnwindSafe(move || drop(next))).is_err() {
+            tracing::error!(function = %queue.name, "cachette: dropping a write-behind write panicked");
+        }
         queue.outstanding.send_modify(|firsts| {
             firsts.remove(&first);
         });
@@ -659,15 +666,15 @@ where
     }
 }
 
-/// A body's future, with a panic turned into an error.
-struct CatchUnwind(Attempt);
+/// A future (a body's, or a write's end), with a panic turned into an error.
+struct CatchUnwind<F>(F);
 
-impl Future for CatchUnwind {
-    type Output = Result<Result<(), String>, String>;
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let attempt = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| attempt.as_mut().poll(cx))) {
+        let future = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *future).poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
             Err(panic) => {

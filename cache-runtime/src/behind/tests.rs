@@ -316,3 +316,41 @@ async fn a_flush_waits_for_the_newer_write_that_replaced_an_earlier_one() {
     assert_eq!(flush.await.unwrap(), 0);
     assert_eq!(*CARRY_DB.lock().unwrap(), [1, 3]);
 }
+
+// A value whose drop panics: the write's end drops its pending value, and the panic must not
+// take the key's lane down (its later writes would never run, and no flush would return).
+#[derive(Clone, Debug)]
+struct Bomb(u64);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 == 13 && !std::thread::panicking() {
+            panic!("a value's drop panicked");
+        }
+    }
+}
+
+static BOMB: CachedFn<Bomb> = CachedFn::new(spec("bomb"));
+static BOMB_W: WriteBehind = WriteBehind::new(behind("write_bomb", 0));
+static BOMB_DB: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+async fn write_bomb(value: u64) {
+    let key = BOMB.digest_key(Ok(6));
+    BOMB_W
+        .submit(Target::new(&BOMB, key), Bomb(value), move || async move {
+            BOMB_DB.lock().unwrap().push(value);
+            Ok(())
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_end_panics_leaves_its_lane_running() {
+    write_bomb(13).await;
+    assert_eq!(flush_within(Duration::from_secs(2)).await, 0, "flush hangs");
+    write_bomb(14).await;
+    let left = flush_within(Duration::from_secs(2)).await;
+    assert_eq!(left, 0, "the key's next write never ran");
+    assert_eq!(*BOMB_DB.lock().unwrap(), [13, 14]);
+    assert_eq!(BOMB_W.stats().depth, 0);
+}
