@@ -523,15 +523,15 @@ impl<V: Clone> MemoryStore<V> {
                 // Its counter is at least that: not below the least used so far, nor zero.
                 continue;
             }
-            let key = seg.keys[pick].key.get();
-            let Some(entry) = self.map.get(&Digest::of(key)) else {
+            let key = seg.keys[pick].key;
+            let Some(entry) = self.map.get(&key) else {
                 continue;
             };
             let used = entry.freq.load(Ordering::Relaxed);
             seg.uses.set(pick, used);
             if used < lowest {
                 lowest = used;
-                choice = Choice::Evict(key, used, pick);
+                choice = Choice::Evict(key.get(), used, pick);
                 if used == 0 {
                     // None is used less: the other samples would not change the choice.
                     break;
