@@ -773,11 +773,16 @@ impl<V> Segment<V> {
 
 /// A count-min sketch of how often each key was asked to be stored: four 4-bit counters a key,
 /// one in each word of a block of four words (sixteen counters a word), picked by its digest,
-/// read as their minimum. Halved with the segment's
-/// use counters, so that the two compare.
+/// read as their minimum. A block is aligned to its size, so that a key's counters share one
+/// cache line. Halved with the segment's use counters, so that the two compare.
 struct Sketch {
-    table: Box<[u64]>,
+    blocks: Box<[Block]>,
 }
+
+/// Four words of a [`Sketch`]: a key's counters, one in each.
+#[derive(Clone, Copy, Default)]
+#[repr(align(32))]
+struct Block([u64; 4]);
 
 impl Sketch {
     /// Odd multipliers: the first picks a key's block, the second its counters in it.
@@ -786,37 +791,41 @@ impl Sketch {
     fn new(capacity: usize) -> Self {
         let words = capacity.next_power_of_two().max(64);
         Self {
-            table: vec![0; words].into_boxed_slice(),
+            blocks: vec![Block::default(); words / 4].into_boxed_slice(),
         }
     }
 
-    /// The word and bit offset of each of `key`'s counters: one in each word of a block of
-    /// four words, so that a key's counters share one or two cache lines rather than four.
-    fn counters(&self, key: u128) -> [(usize, u32); 4] {
+    /// The block of `key`'s counters, and each counter's bit offset in its word of the block.
+    fn counters(&self, key: u128) -> (usize, [u32; 4]) {
         let mixed = (key as u64) ^ ((key >> 64) as u64).rotate_left(32);
-        let blocks = self.table.len() / 4;
-        let block = ((mixed.wrapping_mul(Self::SEEDS[0]) >> 32) as usize & (blocks - 1)) * 4;
+        let block = (mixed.wrapping_mul(Self::SEEDS[0]) >> 32) as usize & (self.blocks.len() - 1);
         let nibbles = mixed.wrapping_mul(Self::SEEDS[1]);
-        std::array::from_fn(|i| (block + i, ((nibbles >> (40 + 4 * i)) as u32 & 15) * 4))
+        let shifts = std::array::from_fn(|i| ((nibbles >> (40 + 4 * i)) as u32 & 15) * 4);
+        (block, shifts)
+    }
+
+    /// `key`'s four counters.
+    #[cfg(test)]
+    fn counts(&self, key: u128) -> [u8; 4] {
+        let (block, shifts) = self.counters(key);
+        let words = &self.blocks[block].0;
+        std::array::from_fn(|i| (words[i] >> shifts[i]) as u8 & 15)
     }
 
     /// Counts one more request for `key`; returns its estimate, this one included.
     fn record(&mut self, key: u128) -> u8 {
-        let counters = self.counters(key);
-        let read = |table: &[u64], (word, shift): (usize, u32)| (table[word] >> shift) as u8 & 15;
-        let min = counters
-            .iter()
-            .map(|&c| read(&self.table, c))
-            .min()
-            .unwrap_or(0);
+        let (block, shifts) = self.counters(key);
+        let words = &mut self.blocks[block].0;
+        let counts: [u8; 4] = std::array::from_fn(|i| (words[i] >> shifts[i]) as u8 & 15);
+        let min = counts.into_iter().min().unwrap_or(0);
         if min == MAX_FREQ {
             return min;
         }
         // Only the counters at the minimum grow (conservative update): the estimate stays as
         // close to the true count as the collisions allow.
-        for &(word, shift) in &counters {
-            if read(&self.table, (word, shift)) == min {
-                self.table[word] += 1 << shift;
+        for i in 0..4 {
+            if counts[i] == min {
+                words[i] += 1 << shifts[i];
             }
         }
         min + 1
@@ -825,17 +834,19 @@ impl Sketch {
     /// Raises `key`'s counters to at least `to`.
     fn raise(&mut self, key: u128, to: u8) {
         let to = to.min(MAX_FREQ);
-        for (word, shift) in self.counters(key) {
-            let c = (self.table[word] >> shift) as u8 & 15;
+        let (block, shifts) = self.counters(key);
+        let words = &mut self.blocks[block].0;
+        for (word, shift) in words.iter_mut().zip(shifts) {
+            let c = (*word >> shift) as u8 & 15;
             if c < to {
-                self.table[word] += u64::from(to - c) << shift;
+                *word += u64::from(to - c) << shift;
             }
         }
     }
 
     /// Halves every counter.
     fn halve(&mut self) {
-        for word in self.table.iter_mut() {
+        for word in self.blocks.iter_mut().flat_map(|block| &mut block.0) {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
     }
@@ -911,6 +922,24 @@ mod tests {
         assert_eq!(std::mem::size_of::<(Digest, Entry<String>)>(), 56);
         // The digest and the deadline.
         assert_eq!(std::mem::size_of::<Slot>(), 24);
+    }
+
+    #[test]
+    fn a_keys_sketch_counters_share_one_cache_line() {
+        // A block is as large as its alignment, and divides a 64-byte line: it never straddles
+        // two.
+        assert_eq!(std::mem::size_of::<Block>(), std::mem::align_of::<Block>());
+        assert_eq!(64 % std::mem::align_of::<Block>(), 0);
+        let sketch = Sketch::new(1000);
+        for i in 0..1000 {
+            let (block, _) = sketch.counters(key(i));
+            let start = &sketch.blocks[block] as *const Block as usize;
+            assert_eq!(
+                start / 64,
+                (start + 31) / 64,
+                "block {block} straddles two lines"
+            );
+        }
     }
 
     #[test]
@@ -1287,12 +1316,7 @@ mod tests {
         let aged = |c: u8| if halve { c / 2 } else { c };
         // A segment makes its sketch on its first fill once full.
         let freq = seg.sketch.as_ref().map_or(1, |sketch| {
-            let min = sketch
-                .counters(key)
-                .iter()
-                .map(|&(word, shift)| aged((sketch.table[word] >> shift) as u8 & 15))
-                .min()
-                .unwrap();
+            let min = sketch.counts(key).into_iter().map(aged).min().unwrap();
             if min == MAX_FREQ {
                 min
             } else {
