@@ -48,10 +48,13 @@ where
     }
 
     /// Makes `value` what a read of the entry returns while write-behind write `seq` is
-    /// pending, whatever the stores hold.
-    pub(crate) fn hold(&self, seq: u64, value: V) {
-        if let Some(digest) = self.digest() {
-            self.cached.overlay().insert(digest, seq, value);
+    /// pending, whatever the stores hold. Returns the value left out (the one it replaced, or
+    /// `value`), for the caller to drop outside its locks.
+    #[must_use = "the value left out is dropped outside the locks"]
+    pub(crate) fn hold(&self, seq: u64, value: V) -> Option<V> {
+        match self.digest() {
+            Some(digest) => self.cached.overlay().insert(digest, seq, value),
+            None => Some(value),
         }
     }
 

@@ -10,7 +10,10 @@
 //!    target's overlay (the pending value a miss reads, see [`overlay`]), and the write joins
 //!    its key's lane. With coalescing, a write still waiting in the lane is replaced by the new
 //!    one, which takes its place and due time. A lane that did not exist gets a runner task.
-//!    So lane order, `seq` order and the overlay always agree.
+//!    So lane order, `seq` order and the overlay always agree. What the write displaced (the
+//!    key's older overlay value, the waiting write it replaced, with its body's captures) is
+//!    dropped after the put below is on its way, outside every lock: a drop is a user's code,
+//!    and a panic there (logged) loses nothing.
 //! 3. **Put.** The value is stored in every tier of the target, in a task on cachette's
 //!    write-behind thread, so that a cancelled caller (or one whose runtime ends) still
 //!    finishes it. Puts of one key are ordered by `seq` (an older put that comes late is
@@ -26,7 +29,8 @@
 //!    failure handler. In a shared store (Redis, tiered) a write that succeeded drops the
 //!    entry too, unless a newer write is pending: while it was pending, another process (which
 //!    has no overlay) may have missed, read the database's older value and stored it. Then the
-//!    write's permit is returned.
+//!    write's permit is returned. The end, and the write's drop, run a user's code: a panic
+//!    there is logged, and the lane goes on.
 //!
 //! So per key, two writes never run at once nor out of order; a read sees the newest accepted
 //! value until the database has it; and the cache is never left holding a value the database
@@ -312,7 +316,7 @@ impl WriteBehind {
         };
         let target = Arc::new(target);
         let held = value.clone();
-        let (seq, order) = queue.accept(
+        let (seq, order, displaced) = queue.accept(
             target.digest(),
             |seq| target.hold(seq, held),
             |seq| {
@@ -329,6 +333,12 @@ impl WriteBehind {
         let put = worker().spawn(async move {
             order.put(seq, target.put(&value)).await;
         });
+        // What the write displaced (the key's older pending value, the waiting write it
+        // replaced) is dropped once the write is accepted and its put on its way, outside every
+        // lock: a drop is a user's code, and a panic there must not lose this write.
+        if std::panic::catch_unwind(AssertUnwindSafe(move || drop(displaced))).is_err() {
+            tracing::error!(function = %queue.name, "cachette: dropping what a write-behind write displaced panicked");
+        }
         let _ = put.await;
     }
 
@@ -405,22 +415,23 @@ impl Queue {
     /// Accepts a write of the entry `digest`: under the lanes' lock, takes its sequence
     /// number, makes its value the entry's pending one (`hold`), and puts it in its key's lane
     /// (replacing a waiting one when coalescing), starting the lane's runner if it had none.
-    /// So lane order, sequence order and the overlay agree. Returns the sequence number and
-    /// the lane's put order.
-    fn accept(
+    /// So lane order, sequence order and the overlay agree. Returns the sequence number, the
+    /// lane's put order, and what the write displaced (what `hold` returned, and the write it
+    /// replaced), which the caller drops outside the lock.
+    fn accept<H>(
         self: &Arc<Self>,
         digest: Option<u128>,
-        hold: impl FnOnce(u64),
+        hold: impl FnOnce(u64) -> H,
         job: impl FnOnce(u64) -> Box<dyn Job>,
         room: OwnedSemaphorePermit,
-    ) -> (u64, Arc<PutOrder>) {
+    ) -> (u64, Arc<PutOrder>, (H, Option<Queued>)) {
         let now = (tokio::time::Instant::now(), Instant::now());
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         let mut lanes = self.lanes();
         let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
         // A key that cannot be hashed has no cache entry to keep; its write gets a lane alone.
         let lane_key = digest.unwrap_or(u128::from(seq) | 1 << 127);
-        hold(seq);
+        let held = hold(seq);
         let mut queued = Queued {
             seq,
             first: seq,
@@ -437,8 +448,9 @@ impl Queue {
                     queued.due = waiting.due;
                     queued.accepted = waiting.accepted;
                     queued.first = waiting.first;
-                    *waiting = queued;
+                    let replaced = std::mem::replace(waiting, queued);
                     self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                    return (seq, Arc::clone(&lane.order), (held, Some(replaced)));
                 }
                 _ => {
                     lane.waiting.push_back(queued);
@@ -447,7 +459,7 @@ impl Queue {
                     });
                 }
             }
-            return (seq, Arc::clone(&lane.order));
+            return (seq, Arc::clone(&lane.order), (held, None));
         }
         let order = Arc::new(PutOrder::default());
         lanes.insert(
@@ -463,7 +475,7 @@ impl Queue {
         });
         drop(lanes);
         worker().spawn(run_lane(Arc::clone(self), lane_key, Arc::clone(&order)));
-        (seq, order)
+        (seq, order, (held, None))
     }
 
     fn stats(&self) -> WriteBehindStats {

@@ -35,14 +35,18 @@ impl<V: Clone> Overlay<V> {
     }
 
     /// Records `value` as the pending value of `digest`, unless a newer write's is there.
-    pub(crate) fn insert(&self, digest: u128, seq: u64, value: V) {
+    /// Returns the value left out: the one it replaced, or `value` itself; the caller drops it
+    /// once it holds no lock (a drop is a user's code, and may panic).
+    #[must_use = "the value left out is dropped outside the locks"]
+    pub(crate) fn insert(&self, digest: u128, seq: u64, value: V) -> Option<V> {
         let mut pending = self.lock();
         match pending.get_mut(&digest) {
-            Some(held) if held.0 > seq => {}
-            Some(held) => *held = (seq, value),
+            Some(held) if held.0 > seq => Some(value),
+            Some(held) => Some(std::mem::replace(held, (seq, value)).1),
             None => {
                 pending.insert(digest, (seq, value));
                 self.live.store(pending.len(), Ordering::Release);
+                None
             }
         }
     }
@@ -54,8 +58,11 @@ impl<V: Clone> Overlay<V> {
         match pending.get(&digest) {
             Some(held) if held.0 > seq => true,
             Some(_) => {
-                pending.remove(&digest);
+                let removed = pending.remove(&digest);
                 self.live.store(pending.len(), Ordering::Release);
+                // The value is dropped once the overlay is consistent and unlocked.
+                drop(pending);
+                drop(removed);
                 false
             }
             None => false,
@@ -74,8 +81,8 @@ mod tests {
     #[test]
     fn a_newer_write_keeps_its_value_when_an_older_one_ends() {
         let overlay = Overlay::default();
-        overlay.insert(1, 1, "old");
-        overlay.insert(1, 2, "new");
+        assert_eq!(overlay.insert(1, 1, "old"), None);
+        assert_eq!(overlay.insert(1, 2, "new"), Some("old"));
         assert!(
             overlay.remove(1, 1),
             "the older write must see the newer one"
@@ -88,8 +95,8 @@ mod tests {
     #[test]
     fn an_older_value_never_replaces_a_newer_one() {
         let overlay = Overlay::default();
-        overlay.insert(7, 5, "five");
-        overlay.insert(7, 3, "three");
+        assert_eq!(overlay.insert(7, 5, "five"), None);
+        assert_eq!(overlay.insert(7, 3, "three"), Some("three"));
         assert_eq!(overlay.get(7), Some("five"));
     }
 }

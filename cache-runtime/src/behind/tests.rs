@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use super::{flush, flush_within, BehindSpec, WriteBehind};
 use crate::cached_fn::{CachedFn, Spec};
 use crate::write::Target;
@@ -353,4 +355,142 @@ async fn a_write_whose_end_panics_leaves_its_lane_running() {
     assert_eq!(left, 0, "the key's next write never ran");
     assert_eq!(*BOMB_DB.lock().unwrap(), [13, 14]);
     assert_eq!(BOMB_W.stats().depth, 0);
+}
+
+// Accepting a write drops what it displaces: the key's older pending value in the overlay,
+// and, when coalescing, the waiting write it replaces (its body's captures). Both are a user's
+// code, and may panic: the write must still be accepted, put and run.
+
+/// A value (or a capture) whose drop panics once its fuse is lit, if it is 13; the drop puts
+/// the fuse out.
+#[derive(Clone, Debug)]
+struct Fused(u64, &'static AtomicBool);
+
+impl PartialEq for Fused {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Drop for Fused {
+    fn drop(&mut self) {
+        if self.0 == 13 && self.1.swap(false, Ordering::SeqCst) {
+            panic!("a drop panicked");
+        }
+    }
+}
+
+static FUSED_FUSE: AtomicBool = AtomicBool::new(false);
+static CAPTURE_FUSE: AtomicBool = AtomicBool::new(false);
+
+static FUSED: CachedFn<Fused> = CachedFn::new(spec("fused"));
+static FUSED_W: WriteBehind = WriteBehind::new(behind("write_fused", 0));
+static FUSED_DB: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static FUSED_GATE: Semaphore = Semaphore::const_new(0);
+static CAPTURE: CachedFn<u64> = CachedFn::new(spec("capture"));
+static CAPTURE_W: WriteBehind = WriteBehind::new(behind("write_capture", 0));
+static CAPTURE_DB: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static CAPTURE_GATE: Semaphore = Semaphore::const_new(0);
+
+static FUSED_RUNS: AtomicBool = AtomicBool::new(false);
+static CAPTURE_RUNS: AtomicBool = AtomicBool::new(false);
+
+/// A body that records `value`; write 12's first says it `runs` and waits at `gate`, keeping
+/// the key's later writes waiting.
+async fn record(
+    db: &Mutex<Vec<u64>>,
+    runs: &AtomicBool,
+    gate: &Semaphore,
+    value: u64,
+) -> Result<(), String> {
+    if value == 12 {
+        runs.store(true, Ordering::SeqCst);
+        gate.acquire().await.expect("never closed").forget();
+    }
+    db.lock().unwrap().push(value);
+    Ok(())
+}
+
+/// Writes `value`, as its own task: whether the call returned rather than panicked.
+async fn write_fused(value: u64) -> bool {
+    tokio::spawn(async move {
+        let key = FUSED.digest_key(Ok(8));
+        let target = Target::new(&FUSED, key);
+        FUSED_W
+            .submit(target, Fused(value, &FUSED_FUSE), move || {
+                record(&FUSED_DB, &FUSED_RUNS, &FUSED_GATE, value)
+            })
+            .await;
+    })
+    .await
+    .is_ok()
+}
+
+/// Writes `value` with a body that captures a `Fused` of it, as its own task: whether the
+/// call returned rather than panicked.
+async fn write_capture(value: u64) -> bool {
+    tokio::spawn(async move {
+        let key = CAPTURE.digest_key(Ok(9));
+        let captured = Fused(value, &CAPTURE_FUSE);
+        CAPTURE_W
+            .submit(Target::new(&CAPTURE, key), value, move || {
+                // The whole `Fused` (not just its number) is the body's.
+                let captured = &captured;
+                record(&CAPTURE_DB, &CAPTURE_RUNS, &CAPTURE_GATE, captured.0)
+            })
+            .await;
+    })
+    .await
+    .is_ok()
+}
+
+/// Waits until a write's body says it `runs`.
+async fn running(runs: &AtomicBool) {
+    while !runs.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_older_pending_value_panics_in_its_drop_is_still_accepted_and_run() {
+    assert!(write_fused(12).await);
+    running(&FUSED_RUNS).await;
+    assert!(write_fused(13).await);
+    FUSED_FUSE.store(true, Ordering::SeqCst);
+    // 14 takes 13's place in the overlay, which drops 13's value there.
+    let returned = write_fused(14).await;
+    FUSED_GATE.add_permits(1);
+    assert!(returned, "the write's call panicked");
+    assert!(!FUSED_FUSE.load(Ordering::SeqCst), "no drop of 13 came");
+    assert_eq!(flush_within(Duration::from_secs(3)).await, 0, "flush hangs");
+    assert_eq!(
+        *FUSED_DB.lock().unwrap(),
+        [12, 14],
+        "14 replaced 13, waiting"
+    );
+    let digest = FUSED.digest_key(Ok(8)).unwrap().digest();
+    assert_eq!(
+        FUSED.overlay().get(digest),
+        None,
+        "a pending value outlived its write"
+    );
+    let cached = FUSED.lookup(&FUSED.digest_key(Ok(8)));
+    assert_eq!(cached.map(|value| value.0), Some(14));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_replaces_a_waiting_one_whose_captures_panic_in_their_drop_still_runs() {
+    assert!(write_capture(12).await);
+    running(&CAPTURE_RUNS).await;
+    assert!(write_capture(13).await);
+    CAPTURE_FUSE.store(true, Ordering::SeqCst);
+    // 14 replaces 13, waiting: 13's body, and what it captured, are dropped.
+    let returned = write_capture(14).await;
+    CAPTURE_GATE.add_permits(1);
+    assert!(returned, "the write's call panicked");
+    assert!(!CAPTURE_FUSE.load(Ordering::SeqCst), "no drop of 13 came");
+    assert_eq!(flush_within(Duration::from_secs(3)).await, 0, "flush hangs");
+    assert_eq!(*CAPTURE_DB.lock().unwrap(), [12, 14]);
+    assert_eq!(CAPTURE_W.stats().coalesced, 1);
+    assert_eq!(CAPTURE.lookup(&CAPTURE.digest_key(Ok(9))), Some(14));
 }

@@ -299,13 +299,15 @@ impl<V: Clone> MemoryStore<V> {
 
     /// Gives the entry of a key already held its new value and deadline.
     fn update(seg: &mut Segment<V>, entry: &mut Entry<V>, value: V, expires_at: u64) {
-        entry.value = value;
+        let old = std::mem::replace(&mut entry.value, value);
         entry.expires_at = expires_at;
         let slot = entry.slot.load(Ordering::Relaxed) as usize;
         if let Some(slot) = seg.keys.get_mut(slot) {
             slot.expires_at = expires_at;
         }
         seg.note_deadline(expires_at);
+        // Last, once the entry and its slot agree: a drop is a user's code, and may panic.
+        drop(old);
     }
 
     /// Takes a new key into `seg`, used `freq` times: the entry to put in the map.
@@ -1475,19 +1477,20 @@ mod tests {
         assert_eq!(store.evictions(), 0, "room was made, not taken");
     }
 
-    /// A value whose drop panics while armed, for the first value below 100 dropped.
-    struct PanicsOnDrop(u64);
+    /// A value whose drop panics while its switch is armed, for the first value below 100
+    /// dropped.
+    struct PanicsOnDrop(u64, &'static std::sync::atomic::AtomicBool);
     static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
     impl Clone for PanicsOnDrop {
         fn clone(&self) -> Self {
-            Self(self.0)
+            Self(self.0, self.1)
         }
     }
 
     impl Drop for PanicsOnDrop {
         fn drop(&mut self) {
-            if self.0 < 100 && ARMED.swap(false, Ordering::SeqCst) {
+            if self.0 < 100 && self.1.swap(false, Ordering::SeqCst) {
                 panic!("a value's drop panicked");
             }
         }
@@ -1497,7 +1500,7 @@ mod tests {
     fn a_victim_whose_drop_panics_leaves_its_segment_consistent() {
         let store = MemoryStore::new(8);
         for i in 0..8 {
-            store.insert(key(i), PanicsOnDrop(i), None, || true);
+            store.insert(key(i), PanicsOnDrop(i, &ARMED), None, || true);
         }
         ARMED.store(true, Ordering::SeqCst);
         // A key asked for again and again wins a place: its fill evicts a resident, whose drop
@@ -1505,7 +1508,7 @@ mod tests {
         let mut panicked = false;
         for _ in 0..4 {
             let fill = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                store.insert(key(500), PanicsOnDrop(500), None, || true)
+                store.insert(key(500), PanicsOnDrop(500, &ARMED), None, || true)
             }));
             if fill.is_err() {
                 panicked = true;
@@ -1527,6 +1530,34 @@ mod tests {
         assert!(clear.is_err(), "no resident's drop ran");
         assert!(store.segment(key(0)).keys.is_empty());
         assert_eq!(store.map.len(), 0, "entries left without a slot");
+    }
+
+    #[test]
+    fn a_replaced_value_whose_drop_panics_leaves_its_entry_with_the_new_deadline() {
+        static SWITCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let (clock, hand) = Clock::manual();
+        let store = MemoryStore::with_clock(8, clock);
+        store.insert(key(1), PanicsOnDrop(1, &SWITCH), None, || true);
+        SWITCH.store(true, Ordering::SeqCst);
+        // The new value has a ttl, the old one none; the old one's drop panics.
+        let put = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let value = PanicsOnDrop(2, &SWITCH);
+            store.insert(key(1), value, Some(Duration::from_secs(1)), || true)
+        }));
+        assert!(put.is_err(), "the old value's drop ran");
+        let seg = store.segment(key(1));
+        let entry = store.map.get(&Digest::of(key(1))).expect("the new value");
+        assert_eq!(entry.value.0, 2);
+        assert_eq!(
+            seg.keys[0].expires_at, entry.expires_at,
+            "the slot's deadline lags"
+        );
+        drop((entry, seg));
+        hand.advance(Duration::from_secs(2));
+        assert!(
+            store.get(key(1)).is_none(),
+            "the new value outlived its ttl"
+        );
     }
 
     #[test]
