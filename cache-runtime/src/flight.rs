@@ -212,7 +212,8 @@ impl<V> Flight<V> {
     }
 
     fn channel(&self) -> std::sync::MutexGuard<'_, Option<watch::Sender<Landing<V>>>> {
-        // Nothing panics under this lock.
+        // The only user code run under this lock is a landing's clone of a value, made before
+        // anything is sent: a panic there leaves the channel as it was.
         self.waiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
