@@ -3,8 +3,11 @@
 //! behind `store::Store`.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use crate::blocking::block_on;
 use crate::codec::Codec;
@@ -368,12 +371,20 @@ where
         let Some(key) = state.ctx.usable(key.as_ref(), "nothing stored") else {
             return;
         };
-        match state.ctx.policy.admit(value) {
-            Some(ttl) => state.store.put(&state.ctx, key, value, ttl).await,
-            None => {
-                Counters::bump(&state.ctx.counters.declined);
-                state.store.invalidate(&state.ctx, key).await;
+        // The policy, and the value's clone or encoding, are a user's code: if one panics, the
+        // entry, now older than the write that called this, is dropped before the panic goes on.
+        let put = AssertUnwindSafe(async {
+            match state.ctx.policy.admit(value) {
+                Some(ttl) => state.store.put(&state.ctx, key, value, ttl).await,
+                None => {
+                    Counters::bump(&state.ctx.counters.declined);
+                    state.store.invalidate(&state.ctx, key).await;
+                }
             }
+        });
+        if let Err(panic) = put.catch_unwind().await {
+            state.store.invalidate(&state.ctx, key).await;
+            std::panic::resume_unwind(panic);
         }
     }
 
@@ -508,7 +519,42 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::Key;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::{CachedFn, Key, Spec};
+
+    /// A value whose clone panics once its switch is on (the clone puts it off).
+    #[derive(Debug)]
+    struct Brittle(u64);
+    static BRITTLE: AtomicBool = AtomicBool::new(false);
+
+    impl Clone for Brittle {
+        fn clone(&self) -> Self {
+            if BRITTLE.swap(false, Ordering::SeqCst) {
+                panic!("a value's clone panicked");
+            }
+            Self(self.0)
+        }
+    }
+
+    static PUT: CachedFn<Brittle> = CachedFn::new(Spec::memory_for_tests("cached_fn", "put"));
+
+    #[tokio::test]
+    async fn a_put_whose_value_panics_in_its_clone_leaves_no_older_value_behind() {
+        let key = PUT.digest_key(Ok(1));
+        PUT.put(&key, &Brittle(1)).await;
+        assert_eq!(PUT.lookup(&key).map(|value| value.0), Some(1));
+        BRITTLE.store(true, Ordering::SeqCst);
+        let put = tokio::spawn(async { PUT.put(&PUT.digest_key(Ok(1)), &Brittle(2)).await });
+        assert!(
+            put.await.is_err(),
+            "the put's clone ran, and its panic went on"
+        );
+        assert!(
+            PUT.lookup(&key).is_none(),
+            "the value older than the write is still cached"
+        );
+    }
 
     #[test]
     fn keys_are_equal_whatever_their_calls_saw_of_fills() {
