@@ -335,10 +335,11 @@ impl WriteBehind {
         });
         // What the write displaced (the key's older pending value, the waiting write it
         // replaced) is dropped once the write is accepted and its put on its way, outside every
-        // lock: a drop is a user's code, and a panic there must not lose this write.
-        if std::panic::catch_unwind(AssertUnwindSafe(move || drop(displaced))).is_err() {
-            tracing::error!(function = %queue.name, "cachette: dropping what a write-behind write displaced panicked");
-        }
+        // lock: a drop is a user's code, and a panic there must not lose this write. Each apart,
+        // so that a second panicking drop does not run while the first unwinds (an abort).
+        let (value_left, write_replaced) = displaced;
+        quiet_drop(&queue.name, value_left);
+        quiet_drop(&queue.name, write_replaced);
         let _ = put.await;
     }
 
@@ -675,6 +676,13 @@ where
                 settle(async move { target.invalidate().await }).await;
             }
         })
+    }
+}
+
+/// Drops `value`, a user's code: a panic there is logged, not let go on.
+fn quiet_drop<T>(function: &str, value: T) {
+    if std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
+        tracing::error!(%function, "cachette: dropping what a write-behind write displaced panicked");
     }
 }
 

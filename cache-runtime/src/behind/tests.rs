@@ -456,6 +456,9 @@ async fn a_write_whose_older_pending_value_panics_in_its_drop_is_still_accepted_
     assert!(write_fused(12).await);
     running(&FUSED_RUNS).await;
     assert!(write_fused(13).await);
+    // Only the overlay's 13 is left to drop: the store's (which 14's put would replace, on
+    // another thread) goes now.
+    FUSED.invalidate(FUSED.digest_key(Ok(8))).await;
     FUSED_FUSE.store(true, Ordering::SeqCst);
     // 14 takes 13's place in the overlay, which drops 13's value there.
     let returned = write_fused(14).await;
@@ -493,4 +496,68 @@ async fn a_write_that_replaces_a_waiting_one_whose_captures_panic_in_their_drop_
     assert_eq!(*CAPTURE_DB.lock().unwrap(), [12, 14]);
     assert_eq!(CAPTURE_W.stats().coalesced, 1);
     assert_eq!(CAPTURE.lookup(&CAPTURE.digest_key(Ok(9))), Some(14));
+}
+
+/// A value (or a capture) whose drop panics, if it is 13, while charges are left; each such
+/// drop spends one.
+#[derive(Clone, Debug)]
+struct Charged(u64);
+static CHARGES: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for Charged {
+    fn drop(&mut self) {
+        let charged = |left: u64| left.checked_sub(1);
+        if self.0 == 13
+            && CHARGES
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, charged)
+                .is_ok()
+        {
+            panic!("a drop panicked");
+        }
+    }
+}
+
+static BOTH: CachedFn<Charged> = CachedFn::new(spec("both"));
+static BOTH_W: WriteBehind = WriteBehind::new(behind("write_both", 0));
+static BOTH_DB: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static BOTH_GATE: Semaphore = Semaphore::const_new(0);
+static BOTH_RUNS: AtomicBool = AtomicBool::new(false);
+
+/// Writes `value`, with a body that captures a `Charged` of it too, as its own task: whether
+/// the call returned rather than panicked.
+async fn write_both(value: u64) -> bool {
+    tokio::spawn(async move {
+        let key = BOTH.digest_key(Ok(10));
+        let captured = Charged(value);
+        BOTH_W
+            .submit(Target::new(&BOTH, key), Charged(value), move || {
+                let captured = &captured;
+                record(&BOTH_DB, &BOTH_RUNS, &BOTH_GATE, captured.0)
+            })
+            .await;
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_displaces_a_value_and_a_write_whose_drops_both_panic_still_runs() {
+    assert!(write_both(12).await);
+    running(&BOTH_RUNS).await;
+    assert!(write_both(13).await);
+    // Only the overlay's 13 and the waiting write's capture of 13 are left to drop.
+    BOTH.invalidate(BOTH.digest_key(Ok(10))).await;
+    CHARGES.store(2, Ordering::SeqCst);
+    // 14 displaces both: two drops that panic, neither while the other unwinds (an abort).
+    let returned = write_both(14).await;
+    BOTH_GATE.add_permits(1);
+    assert!(returned, "the write's call panicked");
+    assert_eq!(
+        CHARGES.load(Ordering::SeqCst),
+        0,
+        "a drop of 13 did not come"
+    );
+    assert_eq!(flush_within(Duration::from_secs(3)).await, 0, "flush hangs");
+    assert_eq!(*BOTH_DB.lock().unwrap(), [12, 14]);
+    assert_eq!(BOTH.lookup(&BOTH.digest_key(Ok(10))).map(|v| v.0), Some(14));
 }
