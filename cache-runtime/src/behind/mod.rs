@@ -586,9 +586,7 @@ async fn run_lane(queue: Arc<Queue>, lane_key: u128, order: Arc<PutOrder>) {
         // Room for the next caller, then the set a flush waits on. (A panicking drop of the
         // body's captures still drops the rest, the permit with them.)
         let first = next.first;
-        if std::panic::catch_unwind(AssertUnwindSafe(move || drop(next))).is_err() {
-            tracing::error!(function = %queue.name, "cachette: dropping a write-behind write panicked");
-        }
+        quiet_drop(&queue.name, next);
         queue.outstanding.send_modify(|firsts| {
             firsts.remove(&first);
         });
@@ -679,10 +677,11 @@ where
     }
 }
 
-/// Drops `value`, a user's code: a panic there is logged, not let go on.
+/// Drops `value` (a write, or a value it held), which runs a user's code: a panic there is
+/// logged, not let go on.
 fn quiet_drop<T>(function: &str, value: T) {
     if std::panic::catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
-        tracing::error!(%function, "cachette: dropping what a write-behind write displaced panicked");
+        tracing::error!(%function, "cachette: dropping a write-behind write or its value panicked");
     }
 }
 
