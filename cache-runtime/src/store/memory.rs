@@ -806,19 +806,23 @@ impl Sketch {
         (block, shifts)
     }
 
+    /// The four counters of a block's `words` at `shifts`.
+    fn read(words: &[u64; 4], shifts: [u32; 4]) -> [u8; 4] {
+        std::array::from_fn(|i| (words[i] >> shifts[i]) as u8 & 15)
+    }
+
     /// `key`'s four counters.
     #[cfg(test)]
     fn counts(&self, key: u128) -> [u8; 4] {
         let (block, shifts) = self.counters(key);
-        let words = &self.blocks[block].0;
-        std::array::from_fn(|i| (words[i] >> shifts[i]) as u8 & 15)
+        Self::read(&self.blocks[block].0, shifts)
     }
 
     /// Counts one more request for `key`; returns its estimate, this one included.
     fn record(&mut self, key: u128) -> u8 {
         let (block, shifts) = self.counters(key);
         let words = &mut self.blocks[block].0;
-        let counts: [u8; 4] = std::array::from_fn(|i| (words[i] >> shifts[i]) as u8 & 15);
+        let counts = Self::read(words, shifts);
         let min = counts.into_iter().min().unwrap_or(0);
         if min == MAX_FREQ {
             return min;
@@ -838,10 +842,10 @@ impl Sketch {
         let to = to.min(MAX_FREQ);
         let (block, shifts) = self.counters(key);
         let words = &mut self.blocks[block].0;
-        for (word, shift) in words.iter_mut().zip(shifts) {
-            let c = (*word >> shift) as u8 & 15;
-            if c < to {
-                *word += u64::from(to - c) << shift;
+        let counts = Self::read(words, shifts);
+        for i in 0..4 {
+            if counts[i] < to {
+                words[i] += u64::from(to - counts[i]) << shifts[i];
             }
         }
     }
